@@ -1,0 +1,94 @@
+#include "core.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <string.h>
+
+int core_init(void)
+{
+    return sodium_init() < 0 ? CORE_EINTERNAL : CORE_OK;
+}
+
+void core_random_bytes(void *buf, size_t len)
+{
+    randombytes_buf(buf, len);
+}
+
+void core_hex_encode(const void *buf, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[p[i] >> 4];
+        out[2 * i + 1] = hex[p[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+/* Monotonicity within the process: when the clock has not advanced since
+ * the last id, the 12-bit rand_a field acts as a counter (RFC 9562 §6.2,
+ * method 1), and when it overflows the timestamp is nudged forward. */
+static pthread_mutex_t uuid_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t uuid_last_ms;
+static unsigned uuid_seq;
+
+void core_uuid7(char out[CORE_UUID_STR_LEN])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof b);
+    int64_t ms = core_time_now_ms();
+    pthread_mutex_lock(&uuid_lock);
+    if (ms <= uuid_last_ms) {
+        ms = uuid_last_ms;
+        if (++uuid_seq > 0xfff) {
+            ms++;
+            uuid_seq = b[6] & 0x7f;
+        }
+    } else {
+        uuid_seq = ((unsigned)(b[6] & 0x07) << 8) | b[7];
+    }
+    uuid_last_ms = ms;
+    unsigned seq = uuid_seq;
+    pthread_mutex_unlock(&uuid_lock);
+
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)((uint64_t)ms >> (40 - 8 * i));
+    b[6] = (unsigned char)(0x70 | ((seq >> 8) & 0x0f));
+    b[7] = (unsigned char)(seq & 0xff);
+    b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+
+    char hex[33];
+    core_hex_encode(b, 16, hex);
+    memcpy(out, hex, 8);
+    out[8] = '-';
+    memcpy(out + 9, hex + 8, 4);
+    out[13] = '-';
+    memcpy(out + 14, hex + 12, 4);
+    out[18] = '-';
+    memcpy(out + 19, hex + 16, 4);
+    out[23] = '-';
+    memcpy(out + 24, hex + 20, 12);
+    out[36] = '\0';
+}
+
+bool core_uuid_valid(const char *s)
+{
+    if (!s)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-')
+                return false;
+        } else if (!isxdigit((unsigned char)s[i])) {
+            return false;
+        }
+    }
+    return s[36] == '\0';
+}
+
+void core_uuid_normalize(char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+}
