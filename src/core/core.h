@@ -185,4 +185,32 @@ void core_metrics_render(struct core_buf *b);
 /* Drops every family (for tests and shutdown). */
 void core_metrics_reset(void);
 
+/* ----------------------------------------------------------------- options
+ * Command-line and environment options from one table: parsing, range
+ * checks, defaults and --help all come from it. "--name=value" and
+ * "--name value" are accepted; booleans also as "--name" and "--no-name".
+ * Each option may also come from the environment as ARGUS_<NAME> (upper
+ * case, '-' → '_'); the command line wins.
+ */
+enum core_opt_type { CORE_OPT_STRING, CORE_OPT_INT, CORE_OPT_BOOL };
+
+struct core_option {
+    const char *name;
+    enum core_opt_type type;
+    size_t offset;    /* into the caller's struct: const char *, int64_t or bool */
+    const char *def;  /* default as text; NULL = none */
+    int64_t min, max; /* integers */
+    const char *help;
+};
+
+/* Fills base from defaults, environment and argv (which must hold only
+ * options: positional arguments stop the parse and their index is
+ * returned in *next). On a bad option writes a message to err (size
+ * errlen) and returns CORE_EINVAL. String values point into argv/environ
+ * or the table. */
+int core_options_parse(const struct core_option *opts, void *base, int argc,
+                       char **argv, int *next, char *err, size_t errlen);
+/* Prints the table as help text. */
+void core_options_help(const struct core_option *opts, void *file);
+
 #endif

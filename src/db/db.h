@@ -8,7 +8,9 @@
  *                          PostgreSQL through libpq, a fixed-size pool.
  *
  * SQL is written with '?' placeholders; the PostgreSQL driver rewrites them
- * to $1..$n (outside string literals and quoted identifiers). Statements
+ * to $1..$n (outside string literals, quoted identifiers, dollar-quoted
+ * strings and comments). Every other '?' is a placeholder, so jsonb's ?
+ * operators are written jsonb_exists(a, b) and the like. Statements
  * run through PQexecParams with text parameters, so no named prepared
  * statements are left on the server (works behind PgBouncer in transaction
  * mode).
@@ -21,6 +23,7 @@
  *              same ISO form, so callers never see the difference
  *   json       TEXT (SQLite) / jsonb
  *   booleans   INTEGER 0/1 (SQLite) / boolean; read with db_col_bool
+ *              (db_col_text gives "1"/"0" on both)
  *
  * Threading: a struct db is shared by all threads; a struct db_conn belongs
  * to one thread between acquire and release; a struct db_stmt belongs to
@@ -65,15 +68,23 @@ int db_conn_acquire(struct db *db, bool write, struct db_conn **out);
  * back. Accepts NULL. */
 void db_conn_release(struct db_conn *c);
 
+/* In SQLite, BEGIN on the writer takes the write lock at once (BEGIN
+ * IMMEDIATE). A statement that fails inside a transaction: PostgreSQL
+ * aborts the whole transaction, and db_commit then rolls it back and
+ * returns CORE_EDB; SQLite undoes that statement only. Callers roll back
+ * on error and so see the same on both. db_rollback with no transaction
+ * open is a no-op. */
 int db_begin(struct db_conn *c);
 int db_commit(struct db_conn *c);
 int db_rollback(struct db_conn *c);
 
-/* Runs one or more statements without parameters (migrations, DDL). */
+/* Runs one or more statements without parameters (migrations, DDL).
+ * Errors as db_step. */
 int db_exec(struct db_conn *c, const char *sql);
 
 /* Prepares sql ('?' placeholders). The statement is borrowed from the
- * connection until db_stmt_finalize. */
+ * connection until db_finalize. SQLite reports errors in the SQL here,
+ * PostgreSQL at the first db_step. */
 int db_prepare(struct db_conn *c, const char *sql, struct db_stmt **out);
 /* Parameters are 1-based, as in SQLite. Text is copied. */
 int db_bind_text(struct db_stmt *s, int idx, const char *v);
@@ -87,14 +98,18 @@ int db_bind_null(struct db_stmt *s, int idx);
  * (foreign key, check, not null), CORE_EBUSY when the store is locked
  * beyond the timeout, CORE_EDB otherwise (db_errmsg says why). */
 int db_step(struct db_stmt *s, bool *row);
-/* Rows changed by the last INSERT/UPDATE/DELETE run by this statement. */
+/* Rows changed by the last INSERT/UPDATE/DELETE run by this statement;
+ * 0 for other statements. Final once db_step has returned row = false
+ * (SQLite counts RETURNING rows as they are stepped). */
 int64_t db_changes(struct db_stmt *s);
 /* Forgets the result and the bindings so the statement can run again. */
 int db_reset(struct db_stmt *s);
 void db_finalize(struct db_stmt *s);
 
 /* Columns of the current row, 0-based. Text stays valid until the next
- * db_step, db_reset or db_finalize. NULL columns read as NULL / 0 / false. */
+ * db_step, db_reset or db_finalize. NULL columns, and columns out of range
+ * or with no current row, read as NULL / 0 / false. Count and names are
+ * known after the first db_step (SQLite knows them at prepare). */
 int db_col_count(struct db_stmt *s);
 const char *db_col_name(struct db_stmt *s, int i);
 bool db_col_is_null(struct db_stmt *s, int i);
@@ -103,7 +118,9 @@ int64_t db_col_int64(struct db_stmt *s, int i);
 double db_col_double(struct db_stmt *s, int i);
 bool db_col_bool(struct db_stmt *s, int i);
 
-/* The last error message of the connection, for logs; never NULL. */
+/* The last error message of the connection, for logs; never NULL. It is
+ * the server's primary message (never PostgreSQL's DETAIL, which quotes
+ * key values), but a data exception's message may quote the bad input. */
 const char *db_errmsg(struct db_conn *c);
 
 /* Applies the migrations of the store's dialect that are not yet applied,

@@ -1,0 +1,295 @@
+/* argus serve / api / migrate / org / routes. */
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cli.h"
+#include "core.h"
+#include "db.h"
+#include "http.h"
+
+struct serve_opts {
+    const char *store;
+    const char *host;
+    int64_t port;
+    const char *web_dir;
+    int64_t threads;
+    int64_t db_pool;
+    int64_t max_body;
+    int64_t connection_limit;
+    int64_t connection_memory;
+    const char *jwt_secret;
+    int64_t token_ttl;
+    const char *log_level;
+    bool log_requests;
+    bool demo;
+    bool help;
+};
+
+#define OPT(name, type, field, def, min, max, help)                         \
+    {name, type, offsetof(struct serve_opts, field), def, min, max, help}
+
+static const struct core_option serve_options[] = {
+    OPT("store", CORE_OPT_STRING, store, "sqlite:./var/argus.db", 0, 0,
+        "store URL: sqlite:PATH or postgres://user@host:port/db"),
+    OPT("host", CORE_OPT_STRING, host, "127.0.0.1", 0, 0,
+        "address to listen on (0.0.0.0 for every interface)"),
+    OPT("port", CORE_OPT_INT, port, "8080", 0, 65535, "TCP port (0 picks a free one)"),
+    OPT("web-dir", CORE_OPT_STRING, web_dir, "web/dist", 0, 0,
+        "folder of the web UI's files"),
+    OPT("threads", CORE_OPT_INT, threads, "0", 0, 256,
+        "HTTP worker threads (0 = one per core)"),
+    OPT("db-pool", CORE_OPT_INT, db_pool, "0", 0, 256,
+        "store connections (0 = threads + 2)"),
+    OPT("max-body", CORE_OPT_INT, max_body, "1048576", 1024, 1073741824,
+        "largest request body in bytes"),
+    OPT("connection-limit", CORE_OPT_INT, connection_limit, "10000", 16, 1000000,
+        "most open HTTP connections"),
+    OPT("connection-memory", CORE_OPT_INT, connection_memory, "16384", 4096,
+        1048576, "bytes per connection for headers and buffers"),
+    OPT("jwt-secret", CORE_OPT_STRING, jwt_secret, NULL, 0, 0,
+        "secret for signing user tokens (default: generated once, kept in the store)"),
+    OPT("token-ttl", CORE_OPT_INT, token_ttl, "43200", 60, 31536000,
+        "lifetime of user tokens in seconds"),
+    OPT("log-level", CORE_OPT_STRING, log_level, "info", 0, 0,
+        "error, warn, info or debug"),
+    OPT("log-requests", CORE_OPT_BOOL, log_requests, "true", 0, 0,
+        "log one line per HTTP request"),
+    OPT("demo", CORE_OPT_BOOL, demo, "false", 0, 0,
+        "seed a demo organisation, devices and assets"),
+    OPT("help", CORE_OPT_BOOL, help, "false", 0, 0, "show this help"),
+    {0},
+};
+
+int cli_init(void)
+{
+    if (core_init() != CORE_OK) {
+        fprintf(stderr, "argus: no secure random source\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses the options of a command; prints help or the error. Returns 0 to
+ * go on, or the exit code. */
+static int parse(const char *cmd, int argc, char **argv, struct serve_opts *o,
+                 int *next)
+{
+    char err[256];
+    memset(o, 0, sizeof *o);
+    if (core_options_parse(serve_options, o, argc - 1, argv + 1, next, err,
+                           sizeof err) != CORE_OK) {
+        fprintf(stderr, "argus %s: %s\n", cmd, err);
+        return 2;
+    }
+    if (o->help) {
+        printf("usage: argus %s [OPTIONS]\n\noptions (also from ARGUS_<NAME> "
+               "environment variables):\n",
+               cmd);
+        core_options_help(serve_options, stdout);
+        return -1;
+    }
+    enum core_log_level lvl;
+    if (core_log_level_parse(o->log_level, &lvl) != CORE_OK) {
+        fprintf(stderr, "argus %s: --log-level must be error, warn, info or debug\n",
+                cmd);
+        return 2;
+    }
+    core_log_set_level(lvl);
+    *next += 1;
+    return 0;
+}
+
+static int open_store(const struct serve_opts *o, struct db **db)
+{
+    struct db_options dbo = {
+        .pool_size = (int)(o->db_pool ? o->db_pool
+                                      : (o->threads ? o->threads : 2) + 2),
+        .busy_timeout_ms = 5000,
+    };
+    int rc = db_open(o->store, &dbo, db);
+    if (rc) {
+        fprintf(stderr, "argus: cannot open the store %s: %s\n", o->store,
+                core_strerror(rc));
+        return rc;
+    }
+    int applied = 0;
+    rc = db_migrate(*db, &applied);
+    if (rc) {
+        fprintf(stderr, "argus: migrations failed on %s: %s\n", o->store,
+                core_strerror(rc));
+        db_close(*db);
+        *db = NULL;
+        return rc;
+    }
+    if (applied)
+        core_log_info("db", "msg=\"migrations applied\" count=%d", applied);
+    return CORE_OK;
+}
+
+static int serve(const char *cmd, int argc, char **argv)
+{
+    struct serve_opts o;
+    int next, rc = parse(cmd, argc, argv, &o, &next);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (next < argc) {
+        fprintf(stderr, "argus %s: unexpected argument '%s'\n", cmd, argv[next]);
+        return 2;
+    }
+
+    /* Signals are taken by sigwait below, so every thread started from
+     * here on inherits the blocked mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct db *db = NULL;
+    struct api *api = NULL;
+    struct http_router *router = NULL;
+    struct http_server *srv = NULL;
+    int exit_code = 1;
+    if (open_store(&o, &db))
+        goto out;
+    if (o.demo && (rc = api_demo_seed(db))) {
+        fprintf(stderr, "argus: seeding the demo failed: %s\n", core_strerror(rc));
+        goto out;
+    }
+    struct api_config acfg = {.jwt_secret = o.jwt_secret,
+                              .token_ttl_s = o.token_ttl,
+                              .version = ARGUS_VERSION};
+    if (api_create(&acfg, db, &api) || http_router_create(&router) ||
+        api_routes_register(api, router)) {
+        fprintf(stderr, "argus: cannot set up the API\n");
+        goto out;
+    }
+    struct http_server_config hcfg = {
+        .listen_addr = o.host,
+        .port = (uint16_t)o.port,
+        .threads = (int)o.threads,
+        .connection_limit = (unsigned)o.connection_limit,
+        .connection_memory = (size_t)o.connection_memory,
+        .max_body = (size_t)o.max_body,
+        .web_dir = o.web_dir,
+        .log_requests = o.log_requests,
+        .router = router,
+        .auth = api_authenticate,
+        .auth_release = api_auth_release,
+        .ctx = api,
+    };
+    if (http_server_start(&hcfg, &srv)) {
+        fprintf(stderr, "argus: cannot listen on %s:%lld\n", o.host,
+                (long long)o.port);
+        goto out;
+    }
+    api_set_ready(api, true);
+    core_log_info("argus", "msg=\"listening\" url=http://%s:%u store=%s",
+                  o.host, http_server_port(srv), o.store);
+
+    int sig;
+    sigwait(&sigs, &sig);
+    core_log_info("argus", "msg=\"stopping\" signal=%d", sig);
+    api_set_ready(api, false);
+    exit_code = 0;
+out:
+    http_server_stop(srv);
+    api_destroy(api);
+    http_router_destroy(router);
+    db_close(db);
+    core_metrics_reset();
+    if (exit_code == 0)
+        core_log_info("argus", "msg=\"stopped\"");
+    return exit_code;
+}
+
+int cli_serve_main(int argc, char **argv)
+{
+    return serve("serve", argc, argv);
+}
+
+int cli_api_main(int argc, char **argv)
+{
+    return serve("api", argc, argv);
+}
+
+int cli_migrate_main(int argc, char **argv)
+{
+    struct serve_opts o;
+    int next, rc = parse("migrate", argc, argv, &o, &next);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    struct db *db;
+    if (open_store(&o, &db))
+        return 1;
+    db_close(db);
+    printf("migrations of %s are current\n", o.store);
+    return 0;
+}
+
+/* argus org create NAME --admin-email E --admin-password P [--store URL] */
+int cli_org_main(int argc, char **argv)
+{
+    if (argc < 3 || strcmp(argv[1], "create") != 0) {
+        fprintf(stderr, "usage: argus org create NAME --admin-email EMAIL "
+                        "--admin-password PASSWORD [--store URL]\n");
+        return 2;
+    }
+    const char *name = argv[2], *email = NULL, *password = NULL;
+    char *rest[64];
+    int nrest = 0;
+    rest[nrest++] = argv[0];
+    for (int i = 3; i < argc && nrest < 63; i++) {
+        if (!strcmp(argv[i], "--admin-email") && i + 1 < argc)
+            email = argv[++i];
+        else if (!strcmp(argv[i], "--admin-password") && i + 1 < argc)
+            password = argv[++i];
+        else
+            rest[nrest++] = argv[i];
+    }
+    struct serve_opts o;
+    int next, rc = parse("org create", nrest, rest, &o, &next);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (!email || !password) {
+        fprintf(stderr, "argus org create: --admin-email and --admin-password "
+                        "are required\n");
+        return 2;
+    }
+    struct db *db;
+    if (open_store(&o, &db))
+        return 1;
+    char org_id[CORE_UUID_STR_LEN];
+    rc = api_org_create(db, name, email, password, org_id);
+    db_close(db);
+    if (rc == CORE_EINVAL) {
+        fprintf(stderr, "argus org create: need a name of 1..200 bytes, an "
+                        "email address and a password of at least 8 "
+                        "characters\n");
+        return 2;
+    }
+    if (rc == CORE_ECONFLICT) {
+        fprintf(stderr, "argus org create: an organisation with this name or a "
+                        "user with this email exists already\n");
+        return 1;
+    }
+    if (rc) {
+        fprintf(stderr, "argus org create: %s\n", core_strerror(rc));
+        return 1;
+    }
+    printf("%s\n", org_id);
+    return 0;
+}
+
+/* Lists the routes the server registers, built by the same code as serve,
+ * without opening a store. */
+int cli_routes_main(int argc, char **argv)
+{
+    return api_routes_print(stdout) == CORE_OK ? 0 : 1;
+}

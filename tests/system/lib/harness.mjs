@@ -1,0 +1,164 @@
+// Starts the real argus binary against a private store and talks to it over
+// HTTP. The store is chosen by ARGUS_TEST_STORE: "sqlite" (a file in a temp
+// dir) or "postgres" (a fresh database on the private server whose URL is in
+// ARGUS_TEST_PG_URL, started by scripts/test.sh).
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+export const ROOT = resolve(import.meta.dirname, '../../..');
+export const BIN = process.env.ARGUS_BIN || join(ROOT, 'build/argus');
+export const STORE_KIND = process.env.ARGUS_TEST_STORE || 'sqlite';
+
+function pgAdmin(url, sql) {
+  execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', url, '-c', sql], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** A fresh, empty store URL and a function that drops it. */
+export function freshStore(dir) {
+  if (STORE_KIND === 'sqlite') {
+    return { url: `sqlite:${join(dir, 'argus.db')}`, drop() {} };
+  }
+  if (STORE_KIND !== 'postgres') throw new Error(`unknown ARGUS_TEST_STORE ${STORE_KIND}`);
+  const base = process.env.ARGUS_TEST_PG_URL;
+  if (!base) throw new Error('ARGUS_TEST_STORE=postgres needs ARGUS_TEST_PG_URL (scripts/test.sh sets it)');
+  const name = `t_${randomBytes(6).toString('hex')}`;
+  pgAdmin(base, `CREATE DATABASE ${name}`);
+  const u = new URL(base);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop() {
+      try { pgAdmin(base, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); } catch { /* best effort */ }
+    },
+  };
+}
+
+/** Runs an argus CLI command to completion; returns {code, stdout, stderr}. */
+export function runCli(args, opts = {}) {
+  return new Promise((res) => {
+    const p = spawn(BIN, args, { env: { ...process.env, ...opts.env } });
+    let stdout = '', stderr = '';
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    p.on('close', (code) => res({ code, stdout, stderr }));
+  });
+}
+
+export class Argus {
+  constructor({ store, dir, extraArgs = [] }) {
+    this.store = store;
+    this.dir = dir;
+    this.extraArgs = extraArgs;
+    this.log = '';
+  }
+
+  /** Starts the server and waits until it prints its URL. */
+  async start() {
+    this.log = '';
+    const web = join(this.dir, 'web');
+    mkdirSync(web, { recursive: true });
+    writeFileSync(join(web, 'index.html'), '<!doctype html><title>Argus</title><h1>Argus test page</h1>');
+    const args = ['serve', '--store', this.store.url, '--port', '0', '--web-dir', web,
+      '--threads', '2', '--log-requests=false', ...this.extraArgs];
+    this.proc = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.exited = new Promise((res) => this.proc.on('exit', (code, signal) => res({ code, signal })));
+    this.base = await new Promise((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`argus did not start in 30 s:\n${this.log}`)), 30000);
+      this.proc.stderr.on('data', (d) => {
+        this.log += d;
+        const m = /msg="listening" url=(http:\/\/[^\s]+)/.exec(this.log);
+        if (m) { clearTimeout(timer); res(m[1]); }
+      });
+      this.exited.then(({ code }) => { clearTimeout(timer); rej(new Error(`argus exited with ${code}:\n${this.log}`)); });
+    });
+    return this;
+  }
+
+  /** SIGTERM and wait; resolves to the exit status. */
+  async stop() {
+    if (!this.proc || this.proc.exitCode !== null) return this.exited;
+    this.proc.kill('SIGTERM');
+    const timeout = new Promise((_, rej) => setTimeout(() => rej(new Error('argus did not stop in 20 s')), 20000));
+    return Promise.race([this.exited, timeout]);
+  }
+
+  cli(args) {
+    return runCli([...args, '--store', this.store.url]);
+  }
+
+  /** One HTTP request; body objects are sent as JSON, strings as they are. */
+  async req(method, path, { token, body, headers = {}, apiKey } = {}) {
+    const h = { ...headers };
+    if (token) h.authorization = `Bearer ${token}`;
+    if (apiKey) h['x-api-key'] = apiKey;
+    let payload;
+    if (body !== undefined) {
+      payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+      if (!('content-type' in h)) h['content-type'] = 'application/json';
+    }
+    const r = await fetch(this.base + path, { method, headers: h, body: payload });
+    const text = await r.text();
+    let json;
+    try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+    return { status: r.status, headers: r.headers, text, json };
+  }
+
+  async login(email, password) {
+    const r = await this.req('POST', '/api/v1/auth/login', { body: { email, password } });
+    if (r.status !== 200) throw new Error(`login ${email}: ${r.status} ${r.text}`);
+    return r.json.token;
+  }
+
+  /** Creates an organisation through the CLI and signs its admin in. */
+  async org(name) {
+    const email = `admin-${randomBytes(4).toString('hex')}@${name.toLowerCase().replace(/[^a-z0-9]/g, '')}.test`;
+    const password = 'correct horse battery';
+    const r = await this.cli(['org', 'create', name, '--admin-email', email, '--admin-password', password]);
+    if (r.code !== 0) throw new Error(`org create: ${r.code} ${r.stderr}`);
+    const token = await this.login(email, password);
+    return { id: r.stdout.trim(), email, password, token };
+  }
+
+  /** Creates a user of the given role in the org of adminToken; returns its token. */
+  async user(adminToken, role) {
+    const email = `${role}-${randomBytes(4).toString('hex')}@example.test`;
+    const password = 'another long password';
+    const r = await this.req('POST', '/api/v1/users', { token: adminToken, body: { email, name: `A ${role}`, role, password } });
+    if (r.status !== 201) throw new Error(`user create: ${r.status} ${r.text}`);
+    return { id: r.json.id, token: await this.login(email, password) };
+  }
+}
+
+/** A started server on a fresh store; call .close() in after(). */
+export async function startArgus(opts = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'argus-test-'));
+  const store = freshStore(dir);
+  const a = new Argus({ store, dir, ...opts });
+  try {
+    await a.start();
+  } catch (e) {
+    store.drop();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  a.close = async () => {
+    const st = await a.stop();
+    store.drop();
+    rmSync(dir, { recursive: true, force: true });
+    return st;
+  };
+  return a;
+}
+
+/** Asserts a problem+json answer with the given status. */
+export function isProblem(r, status) {
+  const ct = r.headers.get('content-type') || '';
+  return r.status === status && ct.startsWith('application/problem+json') &&
+    r.json && typeof r.json.type === 'string' && r.json.type.startsWith('urn:argus:problem:') &&
+    r.json.status === status && typeof r.json.detail === 'string';
+}
