@@ -32,15 +32,26 @@ asan: bootstrap
 
 bench: bootstrap build
 	@./bench/http.sh
+	@BUILD_DIR=$(BUILD) ./bench/jsonpath.sh
 
 conformance-jsonpath: build
-	@./$(BUILD)/jsonpath_conformance $(if $(DIR),$(DIR),../shared/conformance/jsonpath)
+	@./$(BUILD)/src/jsonpath/jsonpath_conformance $(if $(DIR),$(DIR),../shared/conformance/jsonpath)
 
 conformance-jsonschema: build
-	@./$(BUILD)/jsonschema_conformance $(if $(DIR),$(DIR),../shared/conformance/jsonschema)
+	@./$(BUILD)/src/jsonschema/jsonschema_conformance $(if $(DIR),$(DIR),../shared/conformance/jsonschema)
 
 conformance-jsonata: build
-	@./$(BUILD)/jsonata_conformance $(if $(DIR),$(DIR),../shared/conformance/jsonata)
+	@./$(BUILD)/src/jsonata/jsonata_conformance $(if $(DIR),$(DIR),../shared/conformance/jsonata)
+
+# libFuzzer targets (clang): make fuzz FUZZ_TARGET=jsonpath FUZZ_SECONDS=1200
+FUZZ_TARGET  ?= jsonpath
+FUZZ_SECONDS ?= 60
+fuzz:
+	@CC=clang cmake -S . -B build-fuzz -G Ninja -DARGUS_FUZZ=ON -DARGUS_TESTS=OFF >/dev/null
+	@cmake --build build-fuzz --target fuzz_$(FUZZ_TARGET)
+	@mkdir -p tests/fuzz/corpus-work/$(FUZZ_TARGET)
+	./build-fuzz/src/$(FUZZ_TARGET)/fuzz_$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) \
+	  tests/fuzz/corpus-work/$(FUZZ_TARGET) tests/fuzz/corpus/$(FUZZ_TARGET)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
