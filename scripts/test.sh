@@ -41,12 +41,12 @@ suite() { # build-dir label [cmake args...]
 }
 
 if [ "$ASAN_ONLY" = 0 ]; then
-  suite "$BUILD" release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  suite "$BUILD" release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DARGUS_MODULES=all
 fi
 # ASan: leaks are errors; argon2's large allocations are legitimate.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:allocator_may_return_null=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-suite "$ASAN_BUILD" asan -DCMAKE_BUILD_TYPE=Debug -DARGUS_SANITIZE=ON
+suite "$ASAN_BUILD" asan -DCMAKE_BUILD_TYPE=Debug -DARGUS_SANITIZE=ON -DARGUS_MODULES=all
 
 if [ "$failed" != 0 ]; then
   step "FAILED"

@@ -168,6 +168,77 @@ static void test_metrics_render(void **state)
     core_metrics_reset();
 }
 
+struct opts {
+    const char *store;
+    int64_t port;
+    bool demo;
+    bool verbose;
+};
+
+static const struct core_option opt_table[] = {
+    {"store", CORE_OPT_STRING, offsetof(struct opts, store), "sqlite:x.db", 0, 0, "store"},
+    {"port", CORE_OPT_INT, offsetof(struct opts, port), "8080", 0, 65535, "port"},
+    {"demo", CORE_OPT_BOOL, offsetof(struct opts, demo), "false", 0, 0, "demo"},
+    {"verbose", CORE_OPT_BOOL, offsetof(struct opts, verbose), "true", 0, 0, "verbose"},
+    {0},
+};
+
+static void test_options_defaults_env_and_argv(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[128];
+    int next;
+    char *argv1[] = {"--port=9000", "--demo", "--no-verbose", "rest", "--port=1"};
+    setenv("ARGUS_STORE", "postgres://env", 1);
+    setenv("ARGUS_PORT", "7000", 1);
+    assert_int_equal(core_options_parse(opt_table, &o, 5, argv1, &next, err,
+                                        sizeof err), 0);
+    assert_string_equal(o.store, "postgres://env"); /* env over default */
+    assert_int_equal(o.port, 9000);                  /* argv over env */
+    assert_true(o.demo);
+    assert_false(o.verbose);
+    assert_int_equal(next, 3); /* stops at the first positional argument */
+
+    char *argv2[] = {"--store", "sqlite:y.db", "--demo=false"};
+    assert_int_equal(core_options_parse(opt_table, &o, 3, argv2, &next, err,
+                                        sizeof err), 0);
+    assert_string_equal(o.store, "sqlite:y.db");
+    assert_false(o.demo);
+    unsetenv("ARGUS_STORE");
+    unsetenv("ARGUS_PORT");
+}
+
+static void test_options_reject_bad_input(void **state)
+{
+    (void)state;
+    struct opts o;
+    char err[128];
+    int next;
+    char *bad_int[] = {"--port=70000"};
+    assert_int_equal(core_options_parse(opt_table, &o, 1, bad_int, &next, err,
+                                        sizeof err), CORE_EINVAL);
+    assert_non_null(strstr(err, "--port must be an integer from 0 to 65535"));
+    char *unknown[] = {"--colour=red"};
+    assert_int_equal(core_options_parse(opt_table, &o, 1, unknown, &next, err,
+                                        sizeof err), CORE_EINVAL);
+    assert_non_null(strstr(err, "unknown option --colour"));
+    char *missing[] = {"--store"};
+    assert_int_equal(core_options_parse(opt_table, &o, 1, missing, &next, err,
+                                        sizeof err), CORE_EINVAL);
+    char *bad_bool[] = {"--demo=maybe"};
+    assert_int_equal(core_options_parse(opt_table, &o, 1, bad_bool, &next, err,
+                                        sizeof err), CORE_EINVAL);
+    char *no_int[] = {"--no-port"};
+    assert_int_equal(core_options_parse(opt_table, &o, 1, no_int, &next, err,
+                                        sizeof err), CORE_EINVAL);
+    setenv("ARGUS_PORT", "eighty", 1);
+    assert_int_equal(core_options_parse(opt_table, &o, 0, NULL, &next, err,
+                                        sizeof err), CORE_EINVAL);
+    assert_non_null(strstr(err, "ARGUS_PORT"));
+    unsetenv("ARGUS_PORT");
+}
+
 int main(void)
 {
     assert_int_equal(core_init(), 0);
@@ -180,6 +251,8 @@ int main(void)
         cmocka_unit_test(test_time_rejects_garbage),
         cmocka_unit_test(test_buf_builds_and_escapes),
         cmocka_unit_test(test_metrics_render),
+        cmocka_unit_test(test_options_defaults_env_and_argv),
+        cmocka_unit_test(test_options_reject_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

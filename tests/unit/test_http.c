@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "http.h"
@@ -76,6 +77,36 @@ static void test_router_reports_allowed_methods(void **state)
     http_router_destroy(r);
 }
 
+/* Many routes: the table grows past its first allocation and every route
+ * still matches with its parameters. */
+static void test_router_grows(void **state)
+{
+    (void)state;
+    struct http_router *r;
+    assert_int_equal(http_router_create(&r), 0);
+    static char patterns[300][64];
+    for (int i = 0; i < 300; i++) {
+        snprintf(patterns[i], sizeof patterns[i], "/r%d/:id/x%d", i, i);
+        struct http_route rt = {HTTP_GET, patterns[i], noop, i, NULL, NULL, NULL};
+        assert_int_equal(http_router_add(r, &rt), 0);
+    }
+    assert_int_equal(http_router_count(r), 300);
+    for (int i = 0; i < 300; i += 37) {
+        char path[64];
+        snprintf(path, sizeof path, "/r%d/abc%d/x%d", i, i, i);
+        struct http_req req = {0};
+        unsigned allowed;
+        const struct http_route *rt =
+            http_router_match(r, HTTP_GET, path, &req, &allowed);
+        assert_non_null(rt);
+        assert_int_equal(rt->access, i);
+        char want[16];
+        snprintf(want, sizeof want, "abc%d", i);
+        assert_string_equal(http_req_param(&req, "id"), want);
+    }
+    http_router_destroy(r);
+}
+
 static void test_problem_body(void **state)
 {
     (void)state;
@@ -109,6 +140,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_router_matches_params),
         cmocka_unit_test(test_router_reports_allowed_methods),
+        cmocka_unit_test(test_router_grows),
         cmocka_unit_test(test_problem_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
