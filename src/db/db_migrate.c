@@ -71,6 +71,22 @@ out:
     return rc;
 }
 
+/* An older build run against a store migrated by a newer one works on a
+ * schema it does not know: worth a line in the log. */
+static void warn_if_newer(struct db_conn *c, int known)
+{
+    struct db_stmt *s = NULL;
+    bool row = false;
+    if (db_prepare(c, "SELECT MAX(version) FROM schema_migrations", &s) ==
+            CORE_OK &&
+        db_step(s, &row) == CORE_OK && row &&
+        db_col_int64(s, 0) > known)
+        core_log_warn("db", "store has migrations this build does not know "
+                            "store_version=%lld build_version=%d",
+                      (long long)db_col_int64(s, 0), known);
+    db_finalize(s);
+}
+
 int db__migrate_list(struct db *db, const struct db_migration *list,
                      size_t n, int *applied)
 {
@@ -116,6 +132,7 @@ int db__migrate_list(struct db *db, const struct db_migration *list,
                           list[i].version, list[i].name);
         }
     }
+    warn_if_newer(c, n > 0 ? list[n - 1].version : 0);
 out:
     if (locked)
         ops->migrate_unlock(c);

@@ -9,7 +9,6 @@
 
 #include "core.h"
 
-#include <ctype.h>
 #include <libpq-fe.h>
 #include <math.h>
 #include <poll.h>
@@ -27,7 +26,7 @@ enum {
 };
 
 /* Key of the advisory lock held around a migration run ("argusmig"). */
-#define MIGRATE_LOCK_KEY "7021781835958593895"
+#define MIGRATE_LOCK_KEY "7021788523169409383"
 
 struct pg_conn {
     struct db_conn base;
@@ -137,7 +136,11 @@ static int run(struct pg_conn *c, const char *sql)
 static void on_notice(void *arg, const char *msg)
 {
     (void)arg;
-    core_log_debug("db", "postgres notice: %s", msg);
+    if (core_log_level_g >= CORE_LOG_DEBUG) {
+        char logged[512];
+        db__log_text(logged, sizeof logged, msg);
+        core_log_debug("db", "postgres notice msg=\"%s\"", logged);
+    }
 }
 
 /* Session settings every connection starts with, again after a reset.

@@ -120,6 +120,33 @@ static int pragma_exec(struct sqlite_conn *c, const char *sql)
     return rc == SQLITE_OK ? CORE_OK : fail(c, rc, NULL);
 }
 
+/* Switches the file to WAL (a no-op once it is). Two connections doing so
+ * at once on a new file get SQLITE_BUSY at once, without the busy handler,
+ * so this retries up to timeout_ms. Returns an SQLite code. */
+static int set_wal(struct sqlite_conn *c, int timeout_ms)
+{
+    uint64_t deadline = core_time_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+    for (;;) {
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(c->h, "PRAGMA journal_mode=WAL", -1, &st,
+                                    NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        /* journal_mode answers with the mode it ended up in. */
+        if (rc == SQLITE_ROW)
+            rc = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0),
+                                 "wal") == 0
+                     ? SQLITE_OK
+                     : SQLITE_ERROR;
+        sqlite3_finalize(st);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+            return rc;
+        if (core_time_mono_ns() >= deadline)
+            return rc;
+        sqlite3_sleep(2);
+    }
+}
+
 static int open_conn(struct sqlite_db *d, struct sqlite_conn *c, bool writer)
 {
     int flags = SQLITE_OPEN_NOMUTEX |
@@ -138,18 +165,10 @@ static int open_conn(struct sqlite_db *d, struct sqlite_conn *c, bool writer)
     if (!writer)
         return CORE_OK;
 
-    /* journal_mode answers with the mode it ended up in. */
-    sqlite3_stmt *st = NULL;
-    rc = sqlite3_prepare_v2(c->h, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(st);
-    bool wal = rc == SQLITE_ROW &&
-               sqlite3_stricmp((const char *)sqlite3_column_text(st, 0),
-                               "wal") == 0;
-    sqlite3_finalize(st);
-    if (!wal) {
+    rc = set_wal(c, d->base.opts.busy_timeout_ms);
+    if (rc != SQLITE_OK) {
         core_log_error("db", "sqlite cannot use WAL mode path=%s", d->path);
-        return fail(c, rc == SQLITE_ROW ? SQLITE_ERROR : rc, NULL);
+        return fail(c, rc, NULL);
     }
     rc = pragma_exec(c, "PRAGMA synchronous=NORMAL");
     if (rc == CORE_OK)
@@ -160,7 +179,9 @@ static int open_conn(struct sqlite_db *d, struct sqlite_conn *c, bool writer)
 static void sq_close(struct db *db)
 {
     struct sqlite_db *d = (struct sqlite_db *)db;
-    for (int i = 0; d->conns && i < d->nconns; i++)
+    /* Readers first: the writer, closing last, checkpoints the WAL and
+     * removes it. */
+    for (int i = d->conns ? d->nconns - 1 : -1; i >= 0; i--)
         sqlite3_close_v2(d->conns[i].h); /* accepts NULL */
     db__pool_fini(&d->writer);
     db__pool_fini(&d->readers);
@@ -277,7 +298,8 @@ static int sq_prepare(struct db_conn *conn, const char *sql,
     struct sqlite_stmt *s = calloc(1, sizeof *s);
     if (!s)
         return CORE_ENOMEM;
-    int rc = sqlite3_prepare_v2(c->h, sql, -1, &s->st, NULL);
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v2(c->h, sql, -1, &s->st, &tail);
     if (rc != SQLITE_OK) {
         free(s);
         return fail(c, sqlite3_extended_errcode(c->h), NULL);
@@ -286,6 +308,20 @@ static int sq_prepare(struct db_conn *conn, const char *sql,
         free(s);
         snprintf(c->err, sizeof c->err, "empty statement");
         return CORE_EINVAL;
+    }
+    /* SQLite would silently ignore a second statement (PostgreSQL refuses
+     * it): refuse it here too. */
+    if (tail && *tail) {
+        sqlite3_stmt *next = NULL;
+        rc = sqlite3_prepare_v2(c->h, tail, -1, &next, NULL);
+        if (rc != SQLITE_OK || next) {
+            sqlite3_finalize(next);
+            sqlite3_finalize(s->st);
+            free(s);
+            snprintf(c->err, sizeof c->err,
+                     "more than one statement; use db_exec");
+            return CORE_EINVAL;
+        }
     }
     s->base.conn = conn;
     *out = &s->base;
