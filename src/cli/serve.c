@@ -104,6 +104,12 @@ static int parse(const char *cmd, int argc, char **argv, struct serve_opts *o,
     return 0;
 }
 
+/* The store's scheme only: URLs may carry passwords, logs must not. */
+static const char *store_kind(const char *url)
+{
+    return strncmp(url, "sqlite:", 7) == 0 ? "sqlite" : "postgres";
+}
+
 static int open_store(const struct serve_opts *o, struct db **db)
 {
     struct db_options dbo = {
@@ -113,15 +119,14 @@ static int open_store(const struct serve_opts *o, struct db **db)
     };
     int rc = db_open(o->store, &dbo, db);
     if (rc) {
-        fprintf(stderr, "argus: cannot open the store %s: %s\n", o->store,
+        fprintf(stderr, "argus: cannot open the store: %s\n",
                 core_strerror(rc));
         return rc;
     }
     int applied = 0;
     rc = db_migrate(*db, &applied);
     if (rc) {
-        fprintf(stderr, "argus: migrations failed on %s: %s\n", o->store,
-                core_strerror(rc));
+        fprintf(stderr, "argus: migrations failed: %s\n", core_strerror(rc));
         db_close(*db);
         *db = NULL;
         return rc;
@@ -191,7 +196,7 @@ static int serve(const char *cmd, int argc, char **argv)
     }
     api_set_ready(api, true);
     core_log_info("argus", "msg=\"listening\" url=http://%s:%u store=%s",
-                  o.host, http_server_port(srv), o.store);
+                  o.host, http_server_port(srv), store_kind(o.store));
 
     int sig;
     sigwait(&sigs, &sig);
@@ -229,7 +234,7 @@ int cli_migrate_main(int argc, char **argv)
     if (open_store(&o, &db))
         return 1;
     db_close(db);
-    printf("migrations of %s are current\n", o.store);
+    printf("migrations are current\n");
     return 0;
 }
 

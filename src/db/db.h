@@ -62,7 +62,9 @@ enum db_dialect db_dialect(const struct db *db);
 /* Checks a connection out of the pool. write=true asks for a connection
  * that may write: in SQLite this is the single writer (callers queue on
  * it); in PostgreSQL every connection may write. Waits up to
- * busy_timeout_ms, then returns CORE_EBUSY. */
+ * busy_timeout_ms, then returns CORE_EBUSY. A PostgreSQL connection the
+ * server dropped (restart, failover) is re-established here; CORE_EDB if
+ * that fails. */
 int db_conn_acquire(struct db *db, bool write, struct db_conn **out);
 /* Returns a connection to its pool; a transaction left open is rolled
  * back. Accepts NULL. */

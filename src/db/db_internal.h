@@ -5,6 +5,7 @@
 #ifndef ARGUS_DB_INTERNAL_H
 #define ARGUS_DB_INTERNAL_H
 
+#include "core.h"
 #include "db.h"
 
 #include <pthread.h>
@@ -36,9 +37,9 @@ struct db_migration {
 };
 
 /* A driver. Each driver embeds struct db, struct db_conn and struct db_stmt
- * as the first member of its own structs and casts back. db.c validates
- * what it can (NULL handles, column and parameter ranges are the driver's)
- * and dispatches here; nothing outside a driver knows its name. */
+ * as the first member of its own structs and casts back. db.c checks NULL
+ * handles and arguments and dispatches here (drivers check parameter and
+ * column ranges); nothing outside a driver knows its name. */
 struct db_ops {
     const char *name;
     enum db_dialect dialect;
@@ -154,6 +155,6 @@ char *db__pg_rewrite(const char *sql, int *nparams);
  * 12:00:00.123456+00") or timestamp (no offset, read as UTC) into
  * "YYYY-MM-DDTHH:MM:SS.mmmZ" (truncated to milliseconds). Returns
  * CORE_EPARSE for values it cannot represent (infinity, BC, years > 9999). */
-int db__pg_time_to_iso(const char *pg, char out[25]);
+int db__pg_time_to_iso(const char *pg, char out[CORE_TIME_ISO_LEN]);
 
 #endif

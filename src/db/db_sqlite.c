@@ -466,7 +466,8 @@ static bool sq_col_bool(struct db_stmt *stmt, int i)
         return sqlite3_column_double(st, i) != 0.0;
     case SQLITE_TEXT: {
         const char *t = (const char *)sqlite3_column_text(st, i);
-        return t && (t[0] == 't' || t[0] == 'T' || (t[0] >= '1' && t[0] <= '9'));
+        return t && (t[0] == 't' || t[0] == 'T' ||
+                     (t[0] >= '1' && t[0] <= '9'));
     }
     default:
         return false;

@@ -1208,7 +1208,8 @@ static void test_pg_time_to_iso(void **state)
     const char *bad[] = {"infinity", "-infinity",
                          "0044-03-15 12:00:00+00 BC",
                          "12026-11-23 12:00:00+00", "2026-11-23",
-                         "2026-11-23 12:00:00+0", "2026-11-23 12:00:00+05:30:12"};
+                         "2026-11-23 12:00:00+0",
+                         "2026-11-23 12:00:00+05:30:12"};
     char out[CORE_TIME_ISO_LEN];
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         if (db__pg_time_to_iso(ok[i].in, out) != CORE_OK ||
