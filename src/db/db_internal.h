@@ -76,15 +76,15 @@ struct db_ops {
     double (*col_double)(struct db_stmt *s, int i);
     bool (*col_bool)(struct db_stmt *s, int i);
 
-    /* Migration support: the embedded migrations of this dialect, the
-     * DDL of schema_migrations, and a lock held around a whole migration
-     * run on c (NULL: the writer lock and BEGIN IMMEDIATE already
-     * serialise migrators). */
+    /* Migration support: the embedded migrations of this dialect and the
+     * DDL of schema_migrations. */
     const struct db_migration *migrations;
     const size_t *nmigrations;
     const char *migrations_table_sql;
+    /* Serialises migrators; called first inside each migration's
+     * transaction (a transaction-scoped lock, so it works behind PgBouncer
+     * in transaction mode). NULL when BEGIN already serialises them. */
     int (*migrate_lock)(struct db_conn *c);
-    void (*migrate_unlock)(struct db_conn *c);
 };
 
 extern const struct db_ops db_sqlite_ops;

@@ -3,9 +3,10 @@
  * its own transaction together with its schema_migrations row, and the
  * "already applied?" check happens inside that transaction, so a crash
  * leaves either both or neither and concurrent migrators never apply one
- * twice: PostgreSQL holds an advisory lock around the run, SQLite holds the
- * writer connection and takes the write lock with BEGIN IMMEDIATE (which
- * also serialises other processes).
+ * twice: in PostgreSQL each transaction first takes a transaction-scoped
+ * advisory lock (so this works behind PgBouncer in transaction mode);
+ * SQLite holds the writer connection and takes the write lock with BEGIN
+ * IMMEDIATE (which also serialises other processes).
  */
 #include "db_internal.h"
 
@@ -55,6 +56,8 @@ static int apply_one(struct db_conn *c, const struct db_migration *m,
     int rc = db_begin(c);
     if (rc != CORE_OK)
         return rc;
+    if (c->db->ops->migrate_lock && (rc = c->db->ops->migrate_lock(c)))
+        goto out;
     rc = is_applied(c, m->version, &done);
     if (rc != CORE_OK || done)
         goto out;
@@ -92,7 +95,6 @@ int db__migrate_list(struct db *db, const struct db_migration *list,
 {
     const struct db_ops *ops = db->ops;
     struct db_conn *c = NULL;
-    bool locked = false;
     int count = 0;
     int rc;
 
@@ -105,15 +107,19 @@ int db__migrate_list(struct db *db, const struct db_migration *list,
         core_log_info("db", "migrate: waiting for the writer connection");
     if (rc != CORE_OK)
         return rc;
-    if (ops->migrate_lock) {
+    /* The bookkeeping table, created under the same lock: concurrent
+     * CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL. */
+    rc = db_begin(c);
+    if (rc == CORE_OK && ops->migrate_lock)
         rc = ops->migrate_lock(c);
-        if (rc != CORE_OK)
-            goto out;
-        locked = true;
-    }
-    rc = db_exec(c, ops->migrations_table_sql);
-    if (rc != CORE_OK)
+    if (rc == CORE_OK)
+        rc = db_exec(c, ops->migrations_table_sql);
+    if (rc == CORE_OK)
+        rc = db_commit(c);
+    if (rc != CORE_OK) {
+        db_rollback(c);
         goto out;
+    }
     for (size_t i = 0; i < n; i++) {
         bool ran;
         rc = apply_one(c, &list[i], &ran);
@@ -134,8 +140,6 @@ int db__migrate_list(struct db *db, const struct db_migration *list,
     }
     warn_if_newer(c, n > 0 ? list[n - 1].version : 0);
 out:
-    if (locked)
-        ops->migrate_unlock(c);
     db_conn_release(c);
     if (applied)
         *applied = count;

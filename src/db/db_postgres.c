@@ -25,7 +25,8 @@ enum {
     OID_TIMESTAMPTZ = 1184,
 };
 
-/* Key of the advisory lock held around a migration run ("argusmig"). */
+/* Key of the advisory lock taken in each migration's transaction
+ * ("argusmig"). */
 #define MIGRATE_LOCK_KEY "7021788523169409383"
 
 struct pg_conn {
@@ -558,12 +559,7 @@ static bool pg_col_bool(struct db_stmt *stmt, int i)
 static int pg_migrate_lock(struct db_conn *conn)
 {
     return run(conn_of(conn),
-               "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")");
-}
-
-static void pg_migrate_unlock(struct db_conn *conn)
-{
-    run(conn_of(conn), "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")");
+               "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")");
 }
 
 static const char *const postgres_prefixes[] = {"postgres://",
@@ -603,5 +599,4 @@ const struct db_ops db_postgres_ops = {
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
         "applied_at timestamptz NOT NULL)",
     .migrate_lock = pg_migrate_lock,
-    .migrate_unlock = pg_migrate_unlock,
 };

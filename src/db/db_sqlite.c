@@ -510,5 +510,4 @@ const struct db_ops db_sqlite_ops = {
         "version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
         "applied_at TEXT NOT NULL)",
     .migrate_lock = NULL,
-    .migrate_unlock = NULL,
 };
