@@ -17,10 +17,28 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Prepared statements are kept per connection and handed out again for
+ * the same SQL text: preparing costs more than running most statements
+ * the API and the pipeline issue. db_finalize returns a cached statement
+ * to the cache instead of freeing it. */
+#define STMT_CACHE 64
+
+struct sqlite_stmt;
+
+struct cache_entry {
+    char *sql;
+    uint64_t hash;
+    uint64_t used; /* LRU clock */
+    bool busy;     /* handed out, not yet finalized */
+    struct sqlite_stmt *stmt;
+};
+
 struct sqlite_conn {
     struct db_conn base;
     sqlite3 *h;
     bool writer;
+    uint64_t clock;
+    struct cache_entry cache[STMT_CACHE];
     char err[512];
 };
 
@@ -41,7 +59,29 @@ struct sqlite_stmt {
     enum stmt_state state;
     int err; /* returned again by db_step after a failure */
     int64_t changes;
+    struct cache_entry *cached; /* NULL when not kept */
 };
+
+static uint64_t sql_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void cache_clear(struct sqlite_conn *c)
+{
+    for (int i = 0; i < STMT_CACHE; i++) {
+        struct cache_entry *e = &c->cache[i];
+        if (e->stmt) {
+            sqlite3_finalize(e->stmt->st);
+            free(e->stmt);
+        }
+        free(e->sql);
+        memset(e, 0, sizeof *e);
+    }
+}
 
 static struct sqlite_conn *conn_of(struct db_conn *c)
 {
@@ -181,8 +221,10 @@ static void sq_close(struct db *db)
     struct sqlite_db *d = (struct sqlite_db *)db;
     /* Readers first: the writer, closing last, checkpoints the WAL and
      * removes it. */
-    for (int i = d->conns ? d->nconns - 1 : -1; i >= 0; i--)
+    for (int i = d->conns ? d->nconns - 1 : -1; i >= 0; i--) {
+        cache_clear(&d->conns[i]);
         sqlite3_close_v2(d->conns[i].h); /* accepts NULL */
+    }
     db__pool_fini(&d->writer);
     db__pool_fini(&d->readers);
     free(d->conns);
@@ -295,6 +337,20 @@ static int sq_prepare(struct db_conn *conn, const char *sql,
                       struct db_stmt **out)
 {
     struct sqlite_conn *c = conn_of(conn);
+    uint64_t h = sql_hash(sql);
+    struct cache_entry *slot = NULL;
+    for (int i = 0; i < STMT_CACHE; i++) {
+        struct cache_entry *e = &c->cache[i];
+        if (e->sql && !e->busy && e->hash == h && strcmp(e->sql, sql) == 0) {
+            e->busy = true;
+            e->used = ++c->clock;
+            *out = &e->stmt->base;
+            return CORE_OK;
+        }
+        /* The least recently used idle entry makes room if needed. */
+        if (!e->busy && (!slot || (slot->sql && (!e->sql || e->used < slot->used))))
+            slot = e;
+    }
     struct sqlite_stmt *s = calloc(1, sizeof *s);
     if (!s)
         return CORE_ENOMEM;
@@ -324,6 +380,16 @@ static int sq_prepare(struct db_conn *conn, const char *sql,
         }
     }
     s->base.conn = conn;
+    char *copy = slot ? strdup(sql) : NULL;
+    if (copy) {
+        if (slot->stmt) {
+            sqlite3_finalize(slot->stmt->st);
+            free(slot->stmt);
+        }
+        free(slot->sql);
+        *slot = (struct cache_entry){copy, h, ++c->clock, true, s};
+        s->cached = slot;
+    }
     *out = &s->base;
     return CORE_OK;
 }
@@ -402,6 +468,11 @@ static int sq_reset(struct db_stmt *stmt)
 static void sq_finalize(struct db_stmt *stmt)
 {
     struct sqlite_stmt *s = stmt_of(stmt);
+    if (s->cached) {
+        sq_reset(stmt);
+        s->cached->busy = false;
+        return;
+    }
     sqlite3_finalize(s->st);
     free(s);
 }

@@ -715,6 +715,47 @@ static void test_changes_and_reset(void **state)
     db_conn_release(c);
 }
 
+/* Statements may be reused behind db_prepare (SQLite keeps a cache per
+ * connection): the same SQL prepared twice at once gives two independent
+ * statements, a finalized one comes back without its bindings or its
+ * half-read result, and more distinct statements than any cache holds all
+ * work. */
+static void test_prepare_reuse(void **state)
+{
+    struct backend *b = *state;
+    struct db_conn *c = acquire_ok(b->db, false);
+    const char *sql = "SELECT ? AS v UNION ALL SELECT ? ORDER BY 1";
+    struct db_stmt *a = prepare_ok(c, sql);
+    struct db_stmt *x = prepare_ok(c, sql);
+    assert_ptr_not_equal(a, x);
+    db_bind_int64(a, 1, 1);
+    db_bind_int64(a, 2, 2);
+    db_bind_int64(x, 1, 10);
+    db_bind_int64(x, 2, 20);
+    step_row(a, true);
+    step_row(x, true);
+    assert_int_equal(db_col_int64(a, 0), 1);
+    assert_int_equal(db_col_int64(x, 0), 10);
+    db_finalize(a); /* mid-result, with bindings */
+    db_finalize(x);
+    for (int round = 0; round < 3; round++) {
+        struct db_stmt *s = prepare_ok(c, sql);
+        step_row(s, true);
+        assert_true(db_col_is_null(s, 0)); /* no bindings carried over */
+        db_finalize(s);
+    }
+    for (int i = 0; i < 200; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "SELECT %d + ?", i);
+        struct db_stmt *s = prepare_ok(c, q);
+        db_bind_int64(s, 1, 1);
+        step_row(s, true);
+        assert_int_equal(db_col_int64(s, 0), i + 1);
+        db_finalize(s);
+    }
+    db_conn_release(c);
+}
+
 static void test_pool_exhaustion(void **state)
 {
     struct backend *b = *state;
@@ -1242,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_placeholders_in_literals),
         cmocka_unit_test(test_one_statement_per_prepare),
         cmocka_unit_test(test_changes_and_reset),
+        cmocka_unit_test(test_prepare_reuse),
         cmocka_unit_test(test_pool_exhaustion),
         cmocka_unit_test(test_lock_timeout_is_busy),
         cmocka_unit_test(test_reader_cannot_write),
