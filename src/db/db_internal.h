@@ -120,9 +120,12 @@ struct db__pool {
     int nidle;
     int cap;
     bool inited;
+    /* Metrics of this pool (label pool=<name>). */
+    struct core_metric_series *m_in_use, *m_waits, *m_exhausted;
 };
 
-int db__pool_init(struct db__pool *p, int cap);
+/* name labels the pool's metrics ("writer", "readers", "postgres"). */
+int db__pool_init(struct db__pool *p, const char *name, int cap);
 void db__pool_fini(struct db__pool *p);
 /* Adds a connection while the pool is being filled (not thread-safe). */
 void db__pool_add(struct db__pool *p, struct db_conn *c);

@@ -198,7 +198,7 @@ static int pg_open(const char *url, const struct db_options *opts,
     d->conns = calloc((size_t)d->nconns, sizeof *d->conns);
     if (!d->url || !d->conns)
         goto fail;
-    if ((rc = db__pool_init(&d->pool, d->nconns)) != CORE_OK)
+    if ((rc = db__pool_init(&d->pool, "postgres", d->nconns)) != CORE_OK)
         goto fail;
     for (int i = 0; i < d->nconns; i++) {
         if ((rc = connect_one(d, &d->conns[i])) != CORE_OK)

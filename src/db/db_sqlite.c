@@ -255,8 +255,8 @@ static int sq_open(const char *url, const struct db_options *opts,
     if (!d->path || !d->conns)
         goto fail;
     if ((rc = make_parents(d->path)) != CORE_OK ||
-        (rc = db__pool_init(&d->writer, 1)) != CORE_OK ||
-        (rc = db__pool_init(&d->readers, opts->pool_size)) != CORE_OK)
+        (rc = db__pool_init(&d->writer, "writer", 1)) != CORE_OK ||
+        (rc = db__pool_init(&d->readers, "readers", opts->pool_size)) != CORE_OK)
         goto fail;
     /* The writer first: it creates the file and switches it to WAL, which
      * read-only connections cannot do. */
