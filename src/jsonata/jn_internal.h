@@ -396,7 +396,7 @@ struct jn_ctx {
 /* Values nested deeper than this (built, say, by a tail-recursive loop)
  * are refused with U1001 by the recursive walks over values, which would
  * otherwise exhaust the C stack. */
-#define JN_MAX_NESTING 10000
+#define JN_MAX_NESTING 1000
 _Noreturn void jn_too_deep(struct jn_ctx *c);
 
 /* Raises a JSONata error and unwinds to jsonata_evaluate. */

@@ -193,6 +193,18 @@ static void test_limits_end_in_u1001(void **state)
     assert_int_equal(jsonata_evaluate(x, NULL, NULL, &opts, &r, &err), CORE_ETIMEOUT);
     assert_string_equal(err.code, "U1001");
     jsonata_destroy(x);
+
+    /* A value nested 10,000 deep (built by a tail-recursive loop, so no
+     * depth limit stops it) must not overflow the C stack when a built-in
+     * walks it: found by the fuzzer. */
+    assert_int_equal(jsonata_compile("($f := function($n, $a){$n = 0 ? $a : "
+                                     "$f($n - 1, {\"a\": $a})}; "
+                                     "$string($f(10000, 1)))",
+                                     &x, &err), 0);
+    assert_int_equal(jsonata_evaluate(x, NULL, NULL, NULL, &r, &err),
+                     CORE_ETIMEOUT);
+    assert_string_equal(err.code, "U1001");
+    jsonata_destroy(x);
 }
 
 static int host_scale(void *user, json_t *const *args, size_t nargs,
