@@ -13,8 +13,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 PKGS=(
   build-essential cmake ninja-build pkg-config clang
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev
-  libjwt-dev libcmocka-dev libpcre2-dev
-  postgresql
+  libjwt-dev libcmocka-dev libpcre2-dev libhiredis-dev libnats-dev
+  postgresql redis-server nats-server
   nodejs npm
 )
 
