@@ -61,6 +61,10 @@ int api_create(const struct api_config *cfg, struct db *db, struct api **out)
         return CORE_ENOMEM;
     api->cfg = *cfg;
     api->db = db;
+    api->tsdb = cfg->tsdb;
+    api->pipeline = cfg->pipeline;
+    api->limits = cfg->limits;
+    pipeline_limits_default(&api->limits);
     int rc = load_key(api);
     if (rc) {
         core_log_error("api", "msg=\"cannot load the JWT secret\" err=%s",
@@ -92,7 +96,7 @@ int api_routes_register(struct api *api, struct http_router *router)
     int (*const modules[])(struct http_router *) = {
         api__system_routes, api__openapi_routes, api__auth_routes,
         api__org_routes,    api__keys_routes,    api__audit_routes,
-        api__asset_routes,
+        api__asset_routes,  api__telemetry_routes,
     };
     api->router = router;
     for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {

@@ -15,6 +15,8 @@
 
 #include "db.h"
 #include "http.h"
+#include "pipeline.h"
+#include "tsdb.h"
 
 struct api;
 
@@ -22,6 +24,9 @@ struct api_config {
     const char *jwt_secret; /* NULL: generated once and kept in the store */
     int64_t token_ttl_s;    /* JWT lifetime; 0 = 12 hours */
     const char *version;    /* reported by /healthz and the OpenAPI doc */
+    struct tsdb *tsdb;      /* telemetry queries (borrowed) */
+    struct pipeline *pipeline; /* ingest; NULL: this process does not ingest */
+    struct pipeline_limits limits; /* what a message may hold; 0 = defaults */
 };
 
 /* Creates the API over an open, migrated store (borrowed until

@@ -42,6 +42,9 @@ struct api_principal {
 struct api {
     struct api_config cfg;
     struct db *db;
+    struct tsdb *tsdb;
+    struct pipeline *pipeline;
+    struct pipeline_limits limits;
     unsigned char jwt_key[32];
     char jwt_key_hex[65];
     volatile bool ready;
@@ -202,6 +205,7 @@ int api__org_routes(struct http_router *r);
 int api__audit_routes(struct http_router *r);
 int api__asset_routes(struct http_router *r);
 int api__system_routes(struct http_router *r);
+int api__telemetry_routes(struct http_router *r);
 int api__openapi_routes(struct http_router *r);
 json_t *api__openapi_document(struct api *api);
 

@@ -220,6 +220,43 @@ static void static_schemas(json_t *s)
                   "entityType", "type", "string", "entityId", "type", "string",
                   "changes", "type", "object", "at", "type", "string", "format",
                   "date-time"));
+    json_object_set_new(
+        s, "TelemetryMessage",
+        json_pack("{s:[{s:s, s:s}, {s:s, s:o, s:i, s:i}], s:s}", "oneOf",
+                  "$ref", "#/components/schemas/TelemetryOne", "type", "object",
+                  "type", "array", "items", ref("TelemetryOne"), "minItems", 1,
+                  "maxItems", 1000, "description",
+                  "One message or an array of messages"));
+    json_object_set_new(
+        s, "TelemetryOne",
+        json_pack("{s:s, s:{s:{s:s, s:s}, s:{s:s, s:{s:[s, s, s]}}, "
+                  "s:{s:[s, s], s:s}, s:{s:s}}, s:[s, s], s:b}",
+                  "type", "object", "properties", "deviceId", "type", "string",
+                  "format", "uuid", "metrics", "type", "object",
+                  "additionalProperties", "type", "number", "boolean", "string",
+                  "timestamp", "type", "string", "number", "description",
+                  "RFC 3339, or epoch seconds/milliseconds/microseconds; "
+                  "default: the time received",
+                  "metadata", "type", "object", "required", "deviceId",
+                  "metrics", "additionalProperties", 0));
+    json_object_set_new(
+        s, "IngestAccepted",
+        json_pack("{s:s, s:{s:{s:s}, s:{s:s, s:{s:s}}, s:{s:s}}}", "type",
+                  "object", "properties", "id", "type", "string", "ids", "type",
+                  "array", "items", "type", "string", "accepted", "type",
+                  "integer"));
+    json_object_set_new(
+        s, "TelemetrySeries",
+        json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s, s:{s:s}}}}",
+                  "type", "object", "properties", "deviceId", "type", "string",
+                  "aggregation", "type", "string", "metricKey", "type",
+                  "string", "data", "type", "array", "items", "type",
+                  "object"));
+    json_object_set_new(
+        s, "TelemetryLatest",
+        json_pack("{s:s, s:{s:{s:s}, s:{s:s}}}", "type", "object",
+                  "properties", "deviceId", "type", "string", "metrics", "type",
+                  "object"));
     json_object_set_new(s, "Health",
                         json_pack("{s:s, s:{s:{s:s}}}", "type", "object",
                                   "properties", "status", "type", "string"));

@@ -16,5 +16,6 @@ int cli_api_main(int argc, char **argv);
 int cli_migrate_main(int argc, char **argv);
 int cli_org_main(int argc, char **argv);
 int cli_routes_main(int argc, char **argv);
+int cli_sim_main(int argc, char **argv);
 
 #endif

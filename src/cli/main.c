@@ -31,6 +31,7 @@ static const struct cli_command commands[] = {
     {"migrate", cli_migrate_main, "apply the store's migrations and exit"},
     {"org", cli_org_main, "manage organisations: org create NAME --admin-email E --admin-password P"},
     {"routes", cli_routes_main, "print every HTTP route (METHOD PATH)"},
+    {"sim", cli_sim_main, "device simulator and load generator over HTTP"},
 #ifdef ARGUS_HAVE_JSONPATH
     {"jsonpath", jsonpath_cli_main, "evaluate an RFC 9535 JSONPath query: jsonpath QUERY [FILE]"},
 #endif

@@ -11,6 +11,8 @@
 #include "core.h"
 #include "db.h"
 #include "http.h"
+#include "pipeline.h"
+#include "tsdb.h"
 
 struct serve_opts {
     const char *store;
@@ -26,6 +28,10 @@ struct serve_opts {
     int64_t token_ttl;
     const char *log_level;
     bool log_requests;
+    int64_t ingest_queue;
+    int64_t batch_max;
+    int64_t offline_after;
+    int64_t max_clock_skew;
     bool demo;
     bool help;
 };
@@ -59,6 +65,14 @@ static const struct core_option serve_options[] = {
         "error, warn, info or debug"),
     OPT("log-requests", CORE_OPT_BOOL, log_requests, "true", 0, 0,
         "log one line per HTTP request"),
+    OPT("ingest-queue", CORE_OPT_INT, ingest_queue, "100000", 100, 100000000,
+        "messages accepted but not yet stored; beyond it ingest answers 429"),
+    OPT("batch-max", CORE_OPT_INT, batch_max, "1000", 1, 100000,
+        "messages per storage transaction (group commit)"),
+    OPT("offline-after", CORE_OPT_INT, offline_after, "300", 5, 31536000,
+        "seconds of silence after which an online device is offline"),
+    OPT("max-clock-skew", CORE_OPT_INT, max_clock_skew, "300", 0, 86400,
+        "seconds a message's timestamp may be ahead of ours"),
     OPT("demo", CORE_OPT_BOOL, demo, "false", 0, 0,
         "seed a demo organisation, devices and assets"),
     OPT("help", CORE_OPT_BOOL, help, "false", 0, 0, "show this help"),
@@ -157,6 +171,8 @@ static int serve(const char *cmd, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     struct db *db = NULL;
+    struct tsdb *tsdb = NULL;
+    struct pipeline *pipeline = NULL;
     struct api *api = NULL;
     struct http_router *router = NULL;
     struct http_server *srv = NULL;
@@ -167,9 +183,25 @@ static int serve(const char *cmd, int argc, char **argv)
         fprintf(stderr, "argus: seeding the demo failed: %s\n", core_strerror(rc));
         goto out;
     }
+    struct pipeline_config pcfg = {
+        .queue_capacity = (size_t)o.ingest_queue,
+        .batch_max = (size_t)o.batch_max,
+        .offline_after_ms = o.offline_after * 1000,
+    };
+    if ((rc = tsdb_create(db, &tsdb)) ||
+        (rc = pipeline_create(db, tsdb, &pcfg, &pipeline))) {
+        fprintf(stderr, "argus: cannot start the pipeline: %s\n",
+                core_strerror(rc));
+        goto out;
+    }
     struct api_config acfg = {.jwt_secret = o.jwt_secret,
                               .token_ttl_s = o.token_ttl,
-                              .version = ARGUS_VERSION};
+                              .version = ARGUS_VERSION,
+                              .tsdb = tsdb,
+                              .pipeline = pipeline,
+                              /* +1 ms: 0 here means "no skew", not the default */
+                              .limits = {.max_future_ms =
+                                             o.max_clock_skew * 1000 + 1}};
     if (api_create(&acfg, db, &api) || http_router_create(&router) ||
         api_routes_register(api, router)) {
         fprintf(stderr, "argus: cannot set up the API\n");
@@ -204,7 +236,13 @@ static int serve(const char *cmd, int argc, char **argv)
     api_set_ready(api, false);
     exit_code = 0;
 out:
+    /* New connections stop, the pipeline stores and answers everything it
+     * accepted, then the server finishes what is in flight. */
+    http_server_quiesce(srv);
+    pipeline_stop(pipeline);
     http_server_stop(srv);
+    pipeline_destroy(pipeline);
+    tsdb_destroy(tsdb);
     api_destroy(api);
     http_router_destroy(router);
     db_close(db);

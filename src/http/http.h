@@ -52,6 +52,7 @@ struct http_req {
     const char *body;    /* NUL-terminated; NULL when empty */
     size_t body_len;
     void *conn;          /* the server's connection, for headers */
+    void *conn_state;    /* the server's per-request state */
     void *auth;          /* set by the application's authenticator */
 };
 
@@ -69,6 +70,21 @@ struct http_res {
 const char *http_req_param(const struct http_req *r, const char *name);
 const char *http_req_query(const struct http_req *r, const char *name);
 const char *http_req_header(const struct http_req *r, const char *name);
+
+/*
+ * Deferred answers. A handler that cannot answer yet (the request's data
+ * must first become durable, an event stream waits for events) calls
+ * http_res_defer and returns without an answer; the connection is
+ * suspended and holds no thread. Later, from any thread, the owner fills a
+ * struct http_res and calls http_deferred_finish exactly once; the server
+ * then sends it. Every deferred request must be finished, also at shutdown
+ * (before http_server_stop).
+ */
+struct http_deferred;
+struct http_deferred *http_res_defer(struct http_req *req,
+                                     struct http_res *res);
+/* Sends res (its contents are taken over; res is left empty). */
+void http_deferred_finish(struct http_deferred *d, struct http_res *res);
 
 /* Sends v as the JSON body (takes ownership of v, which may be NULL on an
  * earlier allocation failure: then 500). */
@@ -196,6 +212,9 @@ struct http_server;
 int http_server_start(const struct http_server_config *cfg,
                       struct http_server **out);
 uint16_t http_server_port(const struct http_server *s);
+/* Stops accepting new connections; requests in flight go on. Call before
+ * finishing the deferred requests at shutdown. */
+void http_server_quiesce(struct http_server *s);
 /* Stops accepting, finishes requests in flight, frees. Accepts NULL. */
 void http_server_stop(struct http_server *s);
 

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ struct http_server {
     struct http_server_config cfg;
     struct MHD_Daemon *daemon;
     uint16_t port;
+    bool quiesced;
     struct core_metric *m_requests;
     struct core_metric *m_duration;
 };
@@ -24,7 +26,38 @@ struct conn_req {
     struct core_buf body;
     bool too_large;
     uint64_t start_ns;
+    /* Deferred answers: set by http_res_defer, filled by
+     * http_deferred_finish from another thread, sent when libmicrohttpd
+     * calls us again after the resume. */
+    bool deferred;
+    _Atomic bool finished;
+    struct http_res pending;
+    const char *route_label;
+    struct MHD_Connection *conn;
 };
+
+struct http_deferred {
+    struct conn_req cr; /* never used directly: a conn_req is the handle */
+};
+
+struct http_deferred *http_res_defer(struct http_req *req,
+                                     struct http_res *res)
+{
+    struct conn_req *cr = req->conn_state;
+    cr->deferred = true;
+    res->status = 0;
+    MHD_suspend_connection(cr->conn);
+    return (struct http_deferred *)cr;
+}
+
+void http_deferred_finish(struct http_deferred *d, struct http_res *res)
+{
+    struct conn_req *cr = (struct conn_req *)d;
+    cr->pending = *res;
+    memset(res, 0, sizeof *res);
+    atomic_store(&cr->finished, true);
+    MHD_resume_connection(cr->conn);
+}
 
 const char *http_req_header(const struct http_req *r, const char *name)
 {
@@ -82,6 +115,7 @@ static void dispatch(struct http_server *s, struct MHD_Connection *conn,
     req.method = parse_method(method);
     req.path = url;
     req.conn = conn;
+    req.conn_state = cr;
     req.body = cr->body.len ? cr->body.data : NULL;
     req.body_len = cr->body.len;
     *route_label = "unmatched";
@@ -185,6 +219,13 @@ static enum MHD_Result send_response(struct MHD_Connection *conn,
     return ok;
 }
 
+static enum MHD_Result finish_request(struct http_server *s,
+                                      struct MHD_Connection *conn,
+                                      const char *method, const char *url,
+                                      struct conn_req *cr,
+                                      struct http_res *resp,
+                                      const char *route_label);
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -202,8 +243,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body)
             cr->too_large = true;
+        cr->conn = conn;
         *con_cls = cr;
         return MHD_YES;
+    }
+    if (cr->deferred) {
+        /* Called again after http_deferred_finish resumed us. */
+        if (!atomic_load(&cr->finished))
+            return MHD_YES;
+        struct http_res res = cr->pending;
+        memset(&cr->pending, 0, sizeof cr->pending);
+        cr->deferred = false;
+        return finish_request(s, conn, method, url, cr, &res, cr->route_label);
     }
     if (*upload_size) {
         if (!cr->too_large) {
@@ -219,13 +270,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     }
 
     struct http_res res = {0};
-    const char *route_label;
+    const char *route_label = "unmatched";
     if (cr->body.oom)
         http_res_problem(&res, HTTP_PROBLEM_UNAVAILABLE, "out of memory");
     else
         dispatch(s, conn, url, method, cr, &res, &route_label);
-    if (cr->body.oom)
-        route_label = "unmatched";
+    if (cr->deferred) {
+        cr->route_label = route_label; /* a static string of the route */
+        return MHD_YES;
+    }
+    return finish_request(s, conn, method, url, cr, &res, route_label);
+}
+
+static enum MHD_Result finish_request(struct http_server *s,
+                                      struct MHD_Connection *conn,
+                                      const char *method, const char *url,
+                                      struct conn_req *cr,
+                                      struct http_res *resp,
+                                      const char *route_label)
+{
+    struct http_res res = *resp;
     size_t sent = 0;
     int status = res.status;
     enum MHD_Result ok = send_response(conn, &res, &sent);
@@ -355,6 +419,14 @@ uint16_t http_server_port(const struct http_server *s)
     return s->port;
 }
 
+void http_server_quiesce(struct http_server *s)
+{
+    if (s && s->daemon && !s->quiesced) {
+        MHD_quiesce_daemon(s->daemon);
+        s->quiesced = true;
+    }
+}
+
 void http_server_stop(struct http_server *s)
 {
     if (!s)
@@ -362,7 +434,7 @@ void http_server_stop(struct http_server *s)
     if (s->daemon) {
         /* Stop accepting first so that requests in flight finish while no
          * new ones arrive. */
-        MHD_quiesce_daemon(s->daemon);
+        http_server_quiesce(s);
         MHD_stop_daemon(s->daemon);
     }
     free(s);

@@ -29,8 +29,9 @@ const idFor = {
 
 function concrete(path) {
   const m = /^\/api\/v1\/([a-z-]+)\/\{id\}/.exec(path);
-  if (!m) return null;
-  return path.replace('{id}', idFor[m[1]]()).replace('{keyId}', fa.key.id);
+  if (m) return path.replace('{id}', idFor[m[1]]()).replace('{keyId}', fa.key.id);
+  if (path.includes('{deviceId}')) return path.replace('{deviceId}', fa.device.id);
+  return null;
 }
 
 async function snapshot(token) {
@@ -48,8 +49,8 @@ async function snapshot(token) {
 test(`[${STORE_KIND}] every endpoint with an id answers 404 to another organisation`, async () => {
   const before = await snapshot(A.token);
   const routes = (await runCli(['routes'])).stdout.trim().split('\n');
-  const withId = routes.filter((r) => r.includes('{id}'));
-  assert.ok(withId.length >= 35, `expected every resource route, got ${withId.length}`);
+  const withId = routes.filter((r) => r.includes('{'));
+  assert.ok(withId.length >= 37, `expected every route with an id, got ${withId.length}`);
   const bodies = {
     PATCH: { name: 'stolen', title: 'stolen', status: 'inactive' },
     POST: { name: 'stolen' },

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Ingest throughput and latency, embedded (SQLite, in-process pipeline):
+# argus sim drives the real server over HTTP keep-alive on the same machine.
+# A 202 is sent only once a message is durable, so accepted = persisted; the
+# script checks that against the server's own counter.
+#   bench/ingest.sh   DURATION=10 ROUNDS=3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${ARGUS_BIN:-$ROOT/build/argus}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+WORK=$(mktemp -d /tmp/argus-ingest.XXXXXX)
+PID=""
+cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+start() { # extra args...
+  rm -f "$WORK"/bench.db*
+  "$BIN" serve --demo --store "sqlite:$WORK/bench.db" --port 0 --log-requests=false \
+    --web-dir "$WORK" "$@" 2>"$WORK/log" &
+  PID=$!
+  for _ in $(seq 100); do
+    URL=$(grep -o 'url=http://[^ ]*' "$WORK/log" | head -1 | cut -d= -f2) || true
+    [ -n "${URL:-}" ] && return 0
+    sleep 0.1
+  done
+  cat "$WORK/log"; exit 1
+}
+stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+stored() { curl -s "$URL/metrics" | awk '/^argus_pipeline_messages_total\{result="stored"\}/ {print $2}'; }
+rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
+
+scenario() { # label sim-args...
+  local label=$1; shift
+  local acc=() per=() p50=() p95=() p99=()
+  for _ in $(seq "$ROUNDS"); do
+    start
+    local before; before=$(stored)
+    local out; out=$("$BIN" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
+    local after; after=$(stored)
+    local secs; secs=$(echo "$out" | field 'd["seconds"]')
+    acc+=("$(echo "$out" | field 'd["acceptedPerSecond"]')")
+    per+=("$(python3 -c "print(round(($after - $before) / $secs))")")
+    p50+=("$(echo "$out" | field 'd["latencyMs"]["p50"]')")
+    p95+=("$(echo "$out" | field 'd["latencyMs"]["p95"]')")
+    p99+=("$(echo "$out" | field 'd["latencyMs"]["p99"]')")
+    RSS=$(rss_mb)
+    stop
+  done
+  printf '%-52s %12.0f %12.0f %8.2f %8.2f %8.2f %7s\n' "$label" \
+    "$(printf '%s\n' "${acc[@]}" | median)" "$(printf '%s\n' "${per[@]}" | median)" \
+    "$(printf '%s\n' "${p50[@]}" | median)" "$(printf '%s\n' "${p95[@]}" | median)" \
+    "$(printf '%s\n' "${p99[@]}" | median)" "$RSS"
+}
+
+printf 'argus ingest bench (embedded: SQLite + in-process pipeline), %s s x %s rounds, medians; load generator on the same 2 cores\n' "$DURATION" "$ROUNDS"
+printf '%-52s %12s %12s %8s %8s %8s %7s\n' scenario 'accepted/s' 'persisted/s' 'p50 ms' 'p95 ms' 'p99 ms' 'RSS MB'
+scenario "batches of 100 msgs x 5 metrics, flat out" --devices 100 --connections 4 --batch 100 --metrics 5
+scenario "single messages x 5 metrics, flat out" --devices 200 --connections 32 --batch 1 --metrics 5
+scenario "steady 10,000 msgs/s, single messages" --devices 200 --connections 32 --batch 1 --metrics 5 --rate 10000

@@ -1,0 +1,499 @@
+/*
+ * argus sim: a device simulator and load generator. It signs in as an
+ * operator, makes N simulated devices with API keys (and reuses its device
+ * type), then
+ * sends the plan's telemetry messages over HTTP keep-alive connections,
+ * single or batched, at a set rate or flat out, for a bounded time, and
+ * prints what was accepted and how long answers took. With --record it
+ * writes what the server acknowledged, so a test can check that every
+ * acknowledged message is stored exactly once.
+ *
+ * Latency is measured from when a request was due to be sent (open-loop),
+ * so a slow server cannot hide its queueing delay.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core.h"
+
+struct sim_opts {
+    const char *url;
+    const char *email;
+    const char *password;
+    int64_t devices;
+    int64_t connections;
+    int64_t batch;
+    int64_t metrics;
+    int64_t rate;
+    int64_t duration;
+    const char *record;
+    const char *prefix;
+    bool help;
+};
+
+#define OPT(name, type, field, def, min, max, help)                         \
+    {name, type, offsetof(struct sim_opts, field), def, min, max, help}
+
+static const struct core_option sim_options[] = {
+    OPT("url", CORE_OPT_STRING, url, "http://127.0.0.1:8080", 0, 0, "Argus base URL"),
+    OPT("email", CORE_OPT_STRING, email, "admin@demo.argus.local", 0, 0,
+        "operator or admin to set devices up with"),
+    OPT("password", CORE_OPT_STRING, password, "argus-demo", 0, 0, "their password"),
+    OPT("devices", CORE_OPT_INT, devices, "100", 1, 100000, "simulated devices"),
+    OPT("connections", CORE_OPT_INT, connections, "8", 1, 1024,
+        "keep-alive connections (one thread each)"),
+    OPT("batch", CORE_OPT_INT, batch, "1", 1, 1000, "messages per request"),
+    OPT("metrics", CORE_OPT_INT, metrics, "5", 1, 1000, "metrics per message"),
+    OPT("rate", CORE_OPT_INT, rate, "0", 0, 100000000,
+        "messages per second in all (0 = as fast as answers come)"),
+    OPT("duration", CORE_OPT_INT, duration, "10", 1, 86400, "seconds to send for"),
+    OPT("record", CORE_OPT_STRING, record, NULL, 0, 0,
+        "file to write every acknowledged request to (device first_ts count)"),
+    OPT("prefix", CORE_OPT_STRING, prefix, "sim", 0, 0,
+        "name prefix of the simulated devices"),
+    OPT("help", CORE_OPT_BOOL, help, "false", 0, 0, "show this help"),
+    {0},
+};
+
+/* ------------------------------------------------------------ HTTP client */
+
+struct conn {
+    int fd;
+    struct sockaddr_in addr;
+    char *rbuf;
+    size_t rcap;
+};
+
+static int conn_open(struct conn *c)
+{
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(c->fd, (struct sockaddr *)&c->addr, sizeof c->addr) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* One request/response on a kept-alive connection (reconnecting once if
+ * the server closed it). Returns the status, or -1; *body gets the
+ * response body (valid until the next call). */
+static int http_call(struct conn *c, const char *method, const char *path,
+                     const char *host, const char *headers, const char *body,
+                     size_t body_len, const char **resp_body)
+{
+    char head[1024];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (c->fd < 0 && conn_open(c) != 0)
+            return -1;
+        int hn = snprintf(head, sizeof head,
+                          "%s %s HTTP/1.1\r\nHost: %s\r\n%sContent-Type: "
+                          "application/json\r\nContent-Length: %zu\r\n\r\n",
+                          method, path, host, headers ? headers : "", body_len);
+        if (write_all(c->fd, head, (size_t)hn) != 0 ||
+            (body_len && write_all(c->fd, body, body_len) != 0)) {
+            close(c->fd);
+            c->fd = -1;
+            continue;
+        }
+        size_t have = 0, need = 0;
+        char *hdr_end = NULL;
+        for (;;) {
+            if (have + 4096 > c->rcap) {
+                c->rcap = c->rcap ? c->rcap * 2 : 65536;
+                c->rbuf = realloc(c->rbuf, c->rcap + 1);
+                if (!c->rbuf)
+                    return -1;
+            }
+            ssize_t r = read(c->fd, c->rbuf + have, c->rcap - have);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r <= 0)
+                break;
+            have += (size_t)r;
+            c->rbuf[have] = '\0';
+            if (!hdr_end && (hdr_end = strstr(c->rbuf, "\r\n\r\n"))) {
+                const char *cl = strcasestr(c->rbuf, "\r\nContent-Length:");
+                size_t len = cl && cl < hdr_end ? strtoul(cl + 17, NULL, 10) : 0;
+                need = (size_t)(hdr_end + 4 - c->rbuf) + len;
+            }
+            if (hdr_end && have >= need) {
+                int status = atoi(c->rbuf + 9);
+                c->rbuf[need] = '\0';
+                *resp_body = hdr_end + 4;
+                return status;
+            }
+        }
+        close(c->fd);
+        c->fd = -1;
+        if (have) /* a partial answer: the request may have been taken */
+            return -1;
+    }
+    return -1;
+}
+
+/* ---------------------------------------------------------------- set-up */
+
+struct sim_device {
+    char id[CORE_UUID_STR_LEN];
+    char key[96];
+    int64_t next_ts; /* synthetic, one millisecond per message */
+};
+
+struct sim {
+    struct sim_opts o;
+    char host[256];
+    struct sockaddr_in addr;
+    struct sim_device *devs;
+    int64_t start_ms;
+    uint64_t t0_ns;
+    FILE *record;
+    pthread_mutex_t record_lock;
+    _Atomic uint64_t sent_msgs, ok_msgs, s202, s4xx, s429, s5xx, errors;
+    uint64_t *lat_us; /* all threads' samples, one slot per request */
+    _Atomic size_t nlat;
+    size_t lat_cap;
+};
+
+static int api_json(struct sim *s, struct conn *c, const char *method,
+                    const char *path, const char *token, json_t *req,
+                    json_t **out)
+{
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    char auth[2048] = "";
+    if (token)
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
+    const char *resp;
+    int st = http_call(c, method, path, s->host, auth, body ? body : "",
+                       body ? strlen(body) : 0, &resp);
+    free(body);
+    if (out)
+        *out = st > 0 ? json_loads(resp, 0, NULL) : NULL;
+    return st;
+}
+
+static int setup(struct sim *s)
+{
+    struct conn c = {.fd = -1, .addr = s->addr};
+    json_t *r = NULL;
+    int rc = -1;
+    int st = api_json(s, &c, "POST", "/api/v1/auth/login", NULL,
+                      json_pack("{s:s, s:s}", "email", s->o.email, "password",
+                                s->o.password),
+                      &r);
+    const char *tok = json_string_value(json_object_get(r, "token"));
+    if (st != 200 || !tok) {
+        fprintf(stderr, "argus sim: sign-in as %s failed (HTTP %d)\n",
+                s->o.email, st);
+        goto out;
+    }
+    char token[2048];
+    snprintf(token, sizeof token, "%s", tok);
+    json_decref(r);
+
+    /* A device type of the simulator's own, reused on later runs. */
+    char path[512], name[256];
+    snprintf(name, sizeof name, "%s device", s->o.prefix);
+    snprintf(path, sizeof path, "/api/v1/device-types?search=%s&limit=500", s->o.prefix);
+    for (char *p = path; *p; p++)
+        if (*p == ' ')
+            *p = '+';
+    st = api_json(s, &c, "GET", path, token, NULL, &r);
+    const char *type_id = NULL;
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(r, "data"), i, row)
+        if (!strcmp(json_string_value(json_object_get(row, "name")), name))
+            type_id = json_string_value(json_object_get(row, "id"));
+    char tid[CORE_UUID_STR_LEN];
+    if (type_id) {
+        snprintf(tid, sizeof tid, "%s", type_id);
+    } else {
+        json_t *t;
+        st = api_json(s, &c, "POST", "/api/v1/device-types", token,
+                      json_pack("{s:s, s:s}", "name", name, "description",
+                                "Made by argus sim"),
+                      &t);
+        if (st != 201) {
+            fprintf(stderr, "argus sim: cannot create a device type (HTTP %d)\n", st);
+            json_decref(t);
+            goto out;
+        }
+        snprintf(tid, sizeof tid, "%s", json_string_value(json_object_get(t, "id")));
+        json_decref(t);
+    }
+    json_decref(r);
+    r = NULL;
+    for (int64_t d = 0; d < s->o.devices; d++) {
+        json_t *dev, *key;
+        char dname[256];
+        snprintf(dname, sizeof dname, "%s-%05lld", s->o.prefix, (long long)d);
+        st = api_json(s, &c, "POST", "/api/v1/devices", token,
+                      json_pack("{s:s, s:s}", "name", dname, "deviceTypeId", tid),
+                      &dev);
+        if (st != 201) {
+            fprintf(stderr, "argus sim: cannot create device %s (HTTP %d)\n",
+                    dname, st);
+            json_decref(dev);
+            goto out;
+        }
+        snprintf(s->devs[d].id, sizeof s->devs[d].id, "%s",
+                 json_string_value(json_object_get(dev, "id")));
+        json_decref(dev);
+        snprintf(path, sizeof path, "/api/v1/devices/%s/api-keys", s->devs[d].id);
+        st = api_json(s, &c, "POST", path, token, json_object(), &key);
+        if (st != 201) {
+            fprintf(stderr, "argus sim: cannot create a key (HTTP %d)\n", st);
+            json_decref(key);
+            goto out;
+        }
+        snprintf(s->devs[d].key, sizeof s->devs[d].key, "%s",
+                 json_string_value(json_object_get(key, "key")));
+        json_decref(key);
+        /* Synthetic time starts a day back so that it never runs ahead of
+         * the server's clock, one millisecond per message. */
+        s->devs[d].next_ts = s->start_ms - 86400000LL;
+    }
+    rc = 0;
+out:
+    json_decref(r);
+    if (c.fd >= 0)
+        close(c.fd);
+    free(c.rbuf);
+    return rc;
+}
+
+/* ------------------------------------------------------------------- load */
+
+struct worker {
+    struct sim *s;
+    int index;
+    pthread_t thread;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct sim *s = w->s;
+    struct conn c = {.fd = -1, .addr = s->addr};
+    struct core_buf body;
+    core_buf_init(&body);
+    int64_t ndev = s->o.devices, nconn = s->o.connections;
+    /* This connection's devices: every nconn-th one from its index. */
+    int64_t mine = (ndev - w->index + nconn - 1) / nconn;
+    if (mine <= 0)
+        return NULL;
+    uint64_t end_ns = s->t0_ns + (uint64_t)s->o.duration * 1000000000ULL;
+    double per_req_ns = s->o.rate > 0 ? 1e9 * (double)s->o.batch * (double)nconn /
+                                            (double)s->o.rate
+                                      : 0;
+    uint64_t due = s->t0_ns + (uint64_t)(per_req_ns * w->index / (double)nconn);
+    for (int64_t k = 0;; k++) {
+        uint64_t now = core_time_mono_ns();
+        if (now >= end_ns)
+            break;
+        if (per_req_ns > 0) {
+            if (due > now) {
+                struct timespec ts = {(time_t)((due - now) / 1000000000ULL),
+                                      (long)((due - now) % 1000000000ULL)};
+                nanosleep(&ts, NULL);
+            }
+        } else {
+            due = now;
+        }
+        struct sim_device *d = &s->devs[w->index + (k % mine) * nconn];
+        core_buf_reset(&body);
+        if (s->o.batch > 1)
+            core_buf_putc(&body, '[');
+        int64_t first = d->next_ts;
+        for (int64_t m = 0; m < s->o.batch; m++) {
+            core_buf_printf(&body, "%s{\"deviceId\":\"%s\",\"timestamp\":%lld,\"metrics\":{",
+                            m ? "," : "", d->id, (long long)d->next_ts);
+            for (int64_t x = 0; x < s->o.metrics; x++)
+                core_buf_printf(&body, "%s\"m%lld\":%.3f", x ? "," : "",
+                                (long long)x,
+                                sin((double)(d->next_ts + x)) * 100.0);
+            core_buf_puts(&body, "}}");
+            d->next_ts++;
+        }
+        if (s->o.batch > 1)
+            core_buf_putc(&body, ']');
+        char hdr[160];
+        snprintf(hdr, sizeof hdr, "X-API-Key: %s\r\n", d->key);
+        const char *resp;
+        int st = http_call(&c, "POST", "/api/v1/telemetry/ingest", s->host, hdr,
+                           body.data, body.len, &resp);
+        uint64_t done = core_time_mono_ns();
+        atomic_fetch_add(&s->sent_msgs, (uint64_t)s->o.batch);
+        if (st == 202) {
+            atomic_fetch_add(&s->s202, 1);
+            atomic_fetch_add(&s->ok_msgs, (uint64_t)s->o.batch);
+            if (s->record) {
+                pthread_mutex_lock(&s->record_lock);
+                fprintf(s->record, "%s %lld %lld\n", d->id, (long long)first,
+                        (long long)s->o.batch);
+                pthread_mutex_unlock(&s->record_lock);
+            }
+        } else {
+            /* Not acknowledged: the same times may be sent again later. */
+            d->next_ts = first;
+            if (st == 429)
+                atomic_fetch_add(&s->s429, 1);
+            else if (st >= 500)
+                atomic_fetch_add(&s->s5xx, 1);
+            else if (st >= 400)
+                atomic_fetch_add(&s->s4xx, 1);
+            else
+                atomic_fetch_add(&s->errors, 1);
+            if (st < 0 || st == 429 || st >= 500) {
+                /* Back off a little instead of spinning on a server that is
+                 * down or full. */
+                struct timespec pause = {0, 20 * 1000 * 1000};
+                nanosleep(&pause, NULL);
+            }
+        }
+        size_t slot = atomic_fetch_add(&s->nlat, 1);
+        if (slot < s->lat_cap)
+            s->lat_us[slot] = (done - due) / 1000;
+        if (per_req_ns > 0)
+            due += (uint64_t)per_req_ns;
+    }
+    core_buf_fini(&body);
+    if (c.fd >= 0)
+        close(c.fd);
+    free(c.rbuf);
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const uint64_t *v, size_t n, double p)
+{
+    if (!n)
+        return 0;
+    size_t i = (size_t)ceil(p / 100.0 * (double)n);
+    return (double)v[i ? i - 1 : 0] / 1000.0;
+}
+
+int cli_sim_main(int argc, char **argv)
+{
+    struct sim s;
+    memset(&s, 0, sizeof s);
+    char err[256];
+    int next;
+    if (core_options_parse(sim_options, &s.o, argc - 1, argv + 1, &next, err,
+                           sizeof err) != CORE_OK) {
+        fprintf(stderr, "argus sim: %s\n", err);
+        return 2;
+    }
+    if (s.o.help) {
+        printf("usage: argus sim [OPTIONS]\n\noptions:\n");
+        core_options_help(sim_options, stdout);
+        return 0;
+    }
+    if (next + 1 < argc) {
+        fprintf(stderr, "argus sim: unexpected argument '%s'\n", argv[next + 1]);
+        return 2;
+    }
+    int port = 80;
+    if (sscanf(s.o.url, "http://%255[^:/]:%d", s.host, &port) < 1) {
+        fprintf(stderr, "argus sim: --url must be http://HOST[:PORT]\n");
+        return 2;
+    }
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai;
+    if (getaddrinfo(s.host, NULL, &hints, &ai) != 0) {
+        fprintf(stderr, "argus sim: cannot resolve %s\n", s.host);
+        return 2;
+    }
+    s.addr = *(struct sockaddr_in *)ai->ai_addr;
+    s.addr.sin_port = htons((uint16_t)port);
+    freeaddrinfo(ai);
+    s.devs = calloc((size_t)s.o.devices, sizeof *s.devs);
+    s.start_ms = core_time_now_ms();
+    if (!s.devs || setup(&s) != 0) {
+        free(s.devs);
+        return 1;
+    }
+    if (s.o.record && !(s.record = fopen(s.o.record, "w"))) {
+        fprintf(stderr, "argus sim: cannot write %s\n", s.o.record);
+        free(s.devs);
+        return 1;
+    }
+    pthread_mutex_init(&s.record_lock, NULL);
+    s.lat_cap = 20000000;
+    s.lat_us = malloc(s.lat_cap * sizeof *s.lat_us);
+    struct worker *ws = calloc((size_t)s.o.connections, sizeof *ws);
+    if (!s.lat_us || !ws) {
+        fprintf(stderr, "argus sim: out of memory\n");
+        return 1;
+    }
+    fprintf(stderr, "argus sim: %lld devices, %lld connections, batch %lld, "
+                    "%lld metrics, rate %s, %llds\n",
+            (long long)s.o.devices, (long long)s.o.connections,
+            (long long)s.o.batch, (long long)s.o.metrics,
+            s.o.rate ? "set" : "flat out", (long long)s.o.duration);
+    s.t0_ns = core_time_mono_ns();
+    for (int i = 0; i < s.o.connections; i++) {
+        ws[i] = (struct worker){&s, i, 0};
+        pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
+    }
+    for (int i = 0; i < s.o.connections; i++)
+        pthread_join(ws[i].thread, NULL);
+    double secs = (double)(core_time_mono_ns() - s.t0_ns) / 1e9;
+    size_t n = atomic_load(&s.nlat) < s.lat_cap ? atomic_load(&s.nlat) : s.lat_cap;
+    qsort(s.lat_us, n, sizeof *s.lat_us, cmp_u64);
+    printf("{\"seconds\":%.3f,\"sentMessages\":%llu,\"acceptedMessages\":%llu,"
+           "\"acceptedPerSecond\":%.0f,\"requests\":%zu,\"status\":{\"202\":%llu,"
+           "\"4xx\":%llu,\"429\":%llu,\"5xx\":%llu,\"errors\":%llu},"
+           "\"latencyMs\":{\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n",
+           secs, (unsigned long long)s.sent_msgs, (unsigned long long)s.ok_msgs,
+           (double)s.ok_msgs / secs, n, (unsigned long long)s.s202,
+           (unsigned long long)s.s4xx, (unsigned long long)s.s429,
+           (unsigned long long)s.s5xx, (unsigned long long)s.errors,
+           pct(s.lat_us, n, 50), pct(s.lat_us, n, 95), pct(s.lat_us, n, 99),
+           n ? (double)s.lat_us[n - 1] / 1000.0 : 0);
+    if (s.record)
+        fclose(s.record);
+    pthread_mutex_destroy(&s.record_lock);
+    free(s.lat_us);
+    free(ws);
+    free(s.devs);
+    return s.s4xx || s.errors ? 1 : 0;
+}

@@ -1,0 +1,101 @@
+/*
+ * pipeline: the stages a telemetry message goes through after ingest, and
+ * the runner that wires them. In `argus serve` (embedded: SQLite or
+ * PostgreSQL, in-process) the stages run fused on one writer thread: a
+ * batch of accepted messages is appended to the raw store, normalised into
+ * points and written, and the device's last_seen_at updated, in one
+ * transaction (group commit); only then are the senders answered.
+ */
+#ifndef ARGUS_PIPELINE_H
+#define ARGUS_PIPELINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+#include "db.h"
+#include "tsdb.h"
+
+/* ------------------------------------------------------------- normalize */
+
+struct pipeline_limits {
+    size_t max_metrics;       /* per message; default 1000 */
+    size_t max_key_len;       /* metric name bytes; default 128 */
+    size_t max_string_len;    /* string value bytes; default 1024 */
+    size_t max_metadata;      /* serialised metadata bytes; default 16 KiB */
+    int64_t max_future_ms;    /* clock skew allowed ahead of us; 5 min */
+    int64_t min_time_ms;      /* earliest acceptable time; 2000-01-01 */
+};
+
+/* Fills unset (zero) limits with the defaults. */
+void pipeline_limits_default(struct pipeline_limits *l);
+
+struct pipeline_metric {
+    const char *key; /* borrowed from the message document */
+    enum tsdb_vtype type;
+    double num;
+    const char *str; /* borrowed */
+};
+
+/* One accepted message on its way through the stages. */
+struct pipeline_msg {
+    char raw_id[CORE_UUID_STR_LEN];
+    char org_id[CORE_UUID_STR_LEN];
+    char device_id[CORE_UUID_STR_LEN];
+    int64_t received_ms;
+    int64_t ts_ms;
+    const char *transport;
+    json_t *doc;   /* the message (owned, one reference) */
+    char *payload; /* the message as stored in the raw store (owned) */
+    size_t payload_len;
+    struct pipeline_metric *metrics; /* owned array */
+    size_t nmetrics;
+};
+
+/* Checks one message of the ingest format {deviceId, metrics, timestamp?,
+ * metadata?} and fills out (which takes a reference to msg). Timestamps
+ * may be RFC 3339 strings or epoch numbers in seconds, milliseconds or
+ * microseconds (told apart by magnitude); a missing one is the receive
+ * time. Metric values are numbers, booleans or strings. On failure returns
+ * CORE_EINVAL with a reason a device developer can act on in reason.
+ * Free out with pipeline_msg_fini. */
+int pipeline_normalize(json_t *msg, int64_t received_ms,
+                       const struct pipeline_limits *lim,
+                       struct pipeline_msg *out, char *reason,
+                       size_t reason_len);
+void pipeline_msg_fini(struct pipeline_msg *m);
+
+/* ---------------------------------------------------------------- runner */
+
+struct pipeline_config {
+    size_t queue_capacity; /* messages waiting; beyond it submit refuses */
+    size_t batch_max;      /* messages per transaction; default 1000 */
+    int64_t offline_after_ms; /* online → offline after this silence */
+};
+
+struct pipeline;
+
+/* Called once per submission from the writer thread: rc is CORE_OK when
+ * every message of the submission is durable, an error otherwise (nothing
+ * of it was stored). */
+typedef void (*pipeline_done_cb)(int rc, void *ctx);
+
+int pipeline_create(struct db *db, struct tsdb *tsdb,
+                    const struct pipeline_config *cfg, struct pipeline **out);
+/* Queues n messages (taking them over; the array itself stays the
+ * caller's) and calls done when they are durable. Returns CORE_EOVERLOAD
+ * (messages not taken) when the queue is full, CORE_ESHUTDOWN when
+ * stopping. */
+int pipeline_submit(struct pipeline *p, struct pipeline_msg *msgs, size_t n,
+                    pipeline_done_cb done, void *ctx);
+/* Messages queued and not yet durable. */
+size_t pipeline_queued(struct pipeline *p);
+/* Refuses new submissions (they get CORE_ESHUTDOWN), writes everything
+ * queued and answers it, then stops the writer. Accepts NULL. */
+void pipeline_stop(struct pipeline *p);
+/* Stops if needed and frees. Accepts NULL. */
+void pipeline_destroy(struct pipeline *p);
+
+#endif

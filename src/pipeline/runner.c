@@ -1,0 +1,355 @@
+/*
+ * The embedded runner: one writer thread takes queued submissions in
+ * batches and runs archive → normalize's points → device-writer in one
+ * transaction per batch (group commit), then tells each submitter. The
+ * queue is bounded; a full queue refuses new submissions at once, so
+ * memory stays bounded under overload and the sender is told to retry.
+ */
+#include "pipeline.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct submission {
+    struct submission *next;
+    struct pipeline_msg *msgs; /* owned */
+    size_t n;
+    pipeline_done_cb done;
+    void *ctx;
+};
+
+struct pipeline {
+    struct db *db;
+    struct tsdb *tsdb;
+    struct pipeline_config cfg;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct submission *head, *tail;
+    size_t queued; /* messages */
+    bool stopping;
+    bool joined;
+    int64_t last_sweep_ms;
+    struct core_metric_series *m_msgs, *m_failed, *m_points, *m_batch,
+        *m_commit, *m_queue;
+};
+
+size_t pipeline_queued(struct pipeline *p)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t n = p->queued;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+int pipeline_submit(struct pipeline *p, struct pipeline_msg *msgs, size_t n,
+                    pipeline_done_cb done, void *ctx)
+{
+    struct submission *s = malloc(sizeof *s);
+    struct pipeline_msg *copy = malloc(n * sizeof *copy);
+    if (!s || !copy) {
+        free(s);
+        free(copy);
+        return CORE_ENOMEM;
+    }
+    pthread_mutex_lock(&p->lock);
+    int rc = CORE_OK;
+    if (p->stopping)
+        rc = CORE_ESHUTDOWN;
+    else if (p->queued + n > p->cfg.queue_capacity)
+        rc = CORE_EOVERLOAD;
+    if (rc == CORE_OK) {
+        memcpy(copy, msgs, n * sizeof *copy);
+        *s = (struct submission){NULL, copy, n, done, ctx};
+        if (p->tail)
+            p->tail->next = s;
+        else
+            p->head = s;
+        p->tail = s;
+        p->queued += n;
+        core_metric_set(p->m_queue, (double)p->queued);
+        pthread_cond_signal(&p->wake);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (rc) {
+        free(s);
+        free(copy);
+    }
+    return rc;
+}
+
+/* Points of a batch, built in one array reused across batches. */
+struct points {
+    struct tsdb_point *v;
+    size_t n, cap;
+};
+
+static int points_add(struct points *pts, const struct pipeline_msg *m)
+{
+    if (pts->n + m->nmetrics > pts->cap) {
+        size_t cap = pts->cap ? pts->cap : 4096;
+        while (cap < pts->n + m->nmetrics)
+            cap *= 2;
+        struct tsdb_point *v = realloc(pts->v, cap * sizeof *v);
+        if (!v)
+            return CORE_ENOMEM;
+        pts->v = v;
+        pts->cap = cap;
+    }
+    for (size_t i = 0; i < m->nmetrics; i++) {
+        const struct pipeline_metric *x = &m->metrics[i];
+        pts->v[pts->n++] = (struct tsdb_point){
+            .org_id = m->org_id,
+            .entity = TSDB_DEVICE,
+            .entity_id = m->device_id,
+            .metric = x->key,
+            .ts_ms = m->ts_ms,
+            .type = x->type,
+            .num = x->num,
+            .str = x->str,
+        };
+    }
+    return CORE_OK;
+}
+
+/* last_seen_at moves forward only; a silent device that speaks again is
+ * online (other statuses — maintenance, inactive — are the operator's). */
+static int touch_devices(struct db_conn *c, struct submission *batch)
+{
+    struct db_stmt *s;
+    int rc = db_prepare(c,
+                        "UPDATE devices SET last_seen_at = ?, status = CASE "
+                        "WHEN status = 'offline' THEN 'online' ELSE status END "
+                        "WHERE id = ? AND (last_seen_at IS NULL OR last_seen_at "
+                        "< ? OR status = 'offline')",
+                        &s);
+    if (rc)
+        return rc;
+    for (struct submission *b = batch; b && rc == CORE_OK; b = b->next) {
+        for (size_t i = 0; i < b->n && rc == CORE_OK; i++) {
+            /* Consecutive messages of one device update it once. */
+            if (i + 1 < b->n &&
+                strcmp(b->msgs[i].device_id, b->msgs[i + 1].device_id) == 0)
+                continue;
+            char iso[CORE_TIME_ISO_LEN];
+            core_time_format_iso(b->msgs[i].received_ms, iso);
+            bool row;
+            db_reset(s);
+            db_bind_text(s, 1, iso);
+            db_bind_text(s, 2, b->msgs[i].device_id);
+            db_bind_text(s, 3, iso);
+            rc = db_step(s, &row);
+        }
+    }
+    db_finalize(s);
+    return rc;
+}
+
+static int write_batch(struct pipeline *p, struct submission *batch,
+                       struct points *pts, size_t *npoints)
+{
+    struct db_conn *c;
+    int rc = db_conn_acquire(p->db, true, &c);
+    if (rc)
+        return rc;
+    pts->n = 0;
+    struct tsdb_raw raws[64];
+    rc = db_begin(c);
+    for (struct submission *b = batch; b && rc == CORE_OK; b = b->next) {
+        for (size_t i = 0; i < b->n && rc == CORE_OK; i += 64) {
+            size_t k = b->n - i < 64 ? b->n - i : 64;
+            for (size_t j = 0; j < k; j++) {
+                const struct pipeline_msg *m = &b->msgs[i + j];
+                raws[j] = (struct tsdb_raw){m->raw_id, m->org_id, m->device_id,
+                                            m->received_ms, m->transport,
+                                            m->payload, m->payload_len};
+            }
+            rc = tsdb_raw_append(p->tsdb, c, raws, k);
+        }
+        for (size_t i = 0; i < b->n && rc == CORE_OK; i++)
+            rc = points_add(pts, &b->msgs[i]);
+    }
+    if (rc == CORE_OK)
+        rc = tsdb_points_write(p->tsdb, c, pts->v, pts->n, NULL);
+    if (rc == CORE_OK)
+        rc = touch_devices(c, batch);
+    /* Through tsdb, so that the series made in this batch are cached only
+     * once they are committed. */
+    if (rc == CORE_OK)
+        rc = tsdb_commit(p->tsdb, c);
+    if (rc)
+        tsdb_rollback(p->tsdb, c);
+    db_conn_release(c);
+    *npoints = pts->n;
+    return rc;
+}
+
+/* Devices silent for longer than offline_after go offline. */
+static void sweep_offline(struct pipeline *p, int64_t now)
+{
+    if (now - p->last_sweep_ms < 10000)
+        return;
+    p->last_sweep_ms = now;
+    struct db_conn *c;
+    if (db_conn_acquire(p->db, true, &c))
+        return;
+    char iso[CORE_TIME_ISO_LEN];
+    core_time_format_iso(now - p->cfg.offline_after_ms, iso);
+    struct db_stmt *s;
+    if (db_prepare(c,
+                   "UPDATE devices SET status = 'offline' WHERE status = "
+                   "'online' AND (last_seen_at IS NULL OR last_seen_at < ?)",
+                   &s) == CORE_OK) {
+        bool row;
+        db_bind_text(s, 1, iso);
+        if (db_step(s, &row) == CORE_OK && db_changes(s) > 0)
+            core_log_info("pipeline", "msg=\"devices went offline\" count=%lld",
+                          (long long)db_changes(s));
+        db_finalize(s);
+    }
+    db_conn_release(c);
+}
+
+static void *writer_main(void *arg)
+{
+    struct pipeline *p = arg;
+    struct points pts = {0};
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        while (!p->head && !p->stopping) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += 5;
+            pthread_cond_timedwait(&p->wake, &p->lock, &until);
+            if (!p->head && !p->stopping) {
+                pthread_mutex_unlock(&p->lock);
+                sweep_offline(p, core_time_now_ms());
+                pthread_mutex_lock(&p->lock);
+            }
+        }
+        if (!p->head && p->stopping) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        /* Whole submissions, up to batch_max messages (at least one). */
+        struct submission *batch = p->head, *last = p->head;
+        size_t n = last->n;
+        while (last->next && n + last->next->n <= p->cfg.batch_max) {
+            last = last->next;
+            n += last->n;
+        }
+        p->head = last->next;
+        if (!p->head)
+            p->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&p->lock);
+
+        uint64_t t0 = core_time_mono_ns();
+        size_t npoints = 0;
+        int rc = write_batch(p, batch, &pts, &npoints);
+        double secs = (double)(core_time_mono_ns() - t0) / 1e9;
+        if (rc) {
+            core_log_error("pipeline", "msg=\"batch not stored\" messages=%zu err=%s",
+                           n, core_err_name(rc));
+            core_metric_add(p->m_failed, (double)n);
+        } else {
+            core_metric_add(p->m_msgs, (double)n);
+            core_metric_add(p->m_points, (double)npoints);
+            core_metric_observe(p->m_batch, (double)n);
+            core_metric_observe(p->m_commit, secs);
+        }
+        pthread_mutex_lock(&p->lock);
+        p->queued -= n;
+        core_metric_set(p->m_queue, (double)p->queued);
+        pthread_mutex_unlock(&p->lock);
+        while (batch) {
+            struct submission *next = batch->next;
+            for (size_t i = 0; i < batch->n; i++)
+                pipeline_msg_fini(&batch->msgs[i]);
+            free(batch->msgs);
+            batch->done(rc, batch->ctx);
+            free(batch);
+            batch = next;
+        }
+        sweep_offline(p, core_time_now_ms());
+    }
+    free(pts.v);
+    return NULL;
+}
+
+int pipeline_create(struct db *db, struct tsdb *tsdb,
+                    const struct pipeline_config *cfg, struct pipeline **out)
+{
+    struct pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return CORE_ENOMEM;
+    p->db = db;
+    p->tsdb = tsdb;
+    p->cfg = *cfg;
+    if (!p->cfg.queue_capacity)
+        p->cfg.queue_capacity = 100000;
+    if (!p->cfg.batch_max)
+        p->cfg.batch_max = 1000;
+    if (!p->cfg.offline_after_ms)
+        p->cfg.offline_after_ms = 300000;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+
+    static const char *const result[] = {"result", NULL};
+    struct core_metric *msgs = core_metric_register(
+        "argus_pipeline_messages_total",
+        "Messages through the embedded pipeline, by result.",
+        CORE_METRIC_COUNTER, result, NULL, 0);
+    p->m_msgs = core_metric_series(msgs, "stored");
+    p->m_failed = core_metric_series(msgs, "failed");
+    p->m_points = core_metric_series(
+        core_metric_register("argus_pipeline_points_total",
+                             "Device points written.", CORE_METRIC_COUNTER,
+                             NULL, NULL, 0));
+    static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 5000};
+    p->m_batch = core_metric_series(core_metric_register(
+        "argus_pipeline_batch_messages", "Messages per group commit.",
+        CORE_METRIC_HISTOGRAM, NULL, sizes, sizeof sizes / sizeof sizes[0]));
+    p->m_commit = core_metric_series(core_metric_register(
+        "argus_pipeline_commit_seconds",
+        "Time to store one batch (raw, points, devices) and commit.",
+        CORE_METRIC_HISTOGRAM, NULL, NULL, 0));
+    p->m_queue = core_metric_series(core_metric_register(
+        "argus_pipeline_queued_messages",
+        "Messages accepted and waiting to be stored.", CORE_METRIC_GAUGE,
+        NULL, NULL, 0));
+    p->last_sweep_ms = core_time_now_ms();
+    if (pthread_create(&p->thread, NULL, writer_main, p) != 0) {
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+        return CORE_EINTERNAL;
+    }
+    *out = p;
+    return CORE_OK;
+}
+
+void pipeline_stop(struct pipeline *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->lock);
+    bool joined = p->joined;
+    p->stopping = true;
+    p->joined = true;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    if (!joined)
+        pthread_join(p->thread, NULL);
+}
+
+void pipeline_destroy(struct pipeline *p)
+{
+    if (!p)
+        return;
+    pipeline_stop(p);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
