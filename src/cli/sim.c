@@ -193,6 +193,7 @@ static int api_json(struct sim *s, struct conn *c, const char *method,
                     json_t **out)
 {
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
     char auth[2048] = "";
     if (token)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
@@ -489,6 +490,7 @@ int cli_sim_main(int argc, char **argv)
            (unsigned long long)s.s5xx, (unsigned long long)s.errors,
            pct(s.lat_us, n, 50), pct(s.lat_us, n, 95), pct(s.lat_us, n, 99),
            n ? (double)s.lat_us[n - 1] / 1000.0 : 0);
+    fflush(stdout);
     if (s.record)
         fclose(s.record);
     pthread_mutex_destroy(&s.record_lock);
