@@ -370,10 +370,5 @@ int api__auth_routes(struct http_router *r)
         {HTTP_GET, "/api/v1/auth/me", me_handler, API_ROLE_VIEWER, &op_me,
          "The signed-in user and organisation", "auth"},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = http_router_add(r, &routes[i]);
-        if (rc)
-            return rc;
-    }
-    return CORE_OK;
+    return http_router_add_all(r, routes, sizeof routes / sizeof routes[0]);
 }

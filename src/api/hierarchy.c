@@ -112,10 +112,5 @@ int api__asset_routes(struct http_router *r)
          API_ROLE_VIEWER, &op_types, "Direct children of an asset type",
          "asset_types"},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = http_router_add(r, &routes[i]);
-        if (rc)
-            return rc;
-    }
-    return CORE_OK;
+    return http_router_add_all(r, routes, sizeof routes / sizeof routes[0]);
 }

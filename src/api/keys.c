@@ -391,10 +391,5 @@ int api__keys_routes(struct http_router *r)
         {HTTP_GET, "/api/v1/auth/device", whoami_handler, API_ACCESS_DEVICE,
          &op_whoami, "The device an API key belongs to", "auth"},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = http_router_add(r, &routes[i]);
-        if (rc)
-            return rc;
-    }
-    return CORE_OK;
+    return http_router_add_all(r, routes, sizeof routes / sizeof routes[0]);
 }

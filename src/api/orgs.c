@@ -242,10 +242,5 @@ int api__org_routes(struct http_router *r)
          &op_patch, "Rename the organisation or change its settings",
          "organization"},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = http_router_add(r, &routes[i]);
-        if (rc)
-            return rc;
-    }
-    return CORE_OK;
+    return http_router_add_all(r, routes, sizeof routes / sizeof routes[0]);
 }

@@ -919,12 +919,7 @@ int api__resource_routes(struct api *api, struct http_router *r,
         {HTTP_DELETE, o->item_path, delete_handler, (int)rs->write_role,
          &o->del, "Delete", tag},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = http_router_add(r, &routes[i]);
-        if (rc)
-            return rc;
-    }
-    return CORE_OK;
+    return http_router_add_all(r, routes, sizeof routes / sizeof routes[0]);
 }
 
 int api__resource_select(struct db_conn *c, const struct api_resource *rs,

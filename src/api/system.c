@@ -74,10 +74,5 @@ int api__system_routes(struct http_router *r)
         {HTTP_GET, "/metrics", metrics, API_ACCESS_PUBLIC, &op_metrics,
          "Prometheus metrics", "system"},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = http_router_add(r, &routes[i]);
-        if (rc)
-            return rc;
-    }
-    return CORE_OK;
+    return http_router_add_all(r, routes, sizeof routes / sizeof routes[0]);
 }

@@ -449,10 +449,5 @@ int api__telemetry_routes(struct http_router *r)
          API_ROLE_VIEWER, &op_latest, "The latest value of each metric",
          "telemetry"},
     };
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        int rc = http_router_add(r, &routes[i]);
-        if (rc)
-            return rc;
-    }
-    return CORE_OK;
+    return http_router_add_all(r, routes, sizeof routes / sizeof routes[0]);
 }

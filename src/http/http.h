@@ -176,6 +176,9 @@ const struct http_route *http_router_match(const struct http_router *r,
                                            char *path,
                                            struct http_req *req,
                                            unsigned *allowed);
+/* Adds n routes; stops at the first failure and returns it. */
+int http_router_add_all(struct http_router *r, const struct http_route *routes,
+                        size_t n);
 size_t http_router_count(const struct http_router *r);
 const struct http_route *http_router_at(const struct http_router *r,
                                         size_t i);

@@ -81,6 +81,17 @@ int http_router_add(struct http_router *r, const struct http_route *route)
     return CORE_OK;
 }
 
+int http_router_add_all(struct http_router *r, const struct http_route *routes,
+                        size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = http_router_add(r, &routes[i]);
+        if (rc)
+            return rc;
+    }
+    return CORE_OK;
+}
+
 size_t http_router_count(const struct http_router *r)
 {
     return r->n;

@@ -24,6 +24,7 @@
 #include "core.h"
 #include "db.h"
 #include "db_internal.h"
+#include "pg_fixture.h"
 
 #define MAX_STORES 8
 
@@ -162,36 +163,6 @@ static int sqlite_setup(void **state)
     return 0;
 }
 
-static int run_script(const char *verb, const char *dir, char *line,
-                      size_t n)
-{
-    const char *src = getenv("ARGUS_SOURCE_DIR");
-    if (!src) {
-        fprintf(stderr, "test_db: ARGUS_SOURCE_DIR is not set (run under "
-                        "ctest) and ARGUS_TEST_PG_URL is not set\n");
-        return -1;
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s/scripts/pg-test.sh' %s '%s'", src, verb,
-             dir);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    if (line && n > 0) {
-        line[0] = '\0';
-        if (fgets(line, (int)n, p))
-            line[strcspn(line, "\r\n")] = '\0';
-    }
-    int st = pclose(p);
-    if (st != 0) {
-        fprintf(stderr, "test_db: scripts/pg-test.sh %s failed (status %d); "
-                        "PostgreSQL server binaries are needed for this "
-                        "test, or set ARGUS_TEST_PG_URL\n",
-                verb, st);
-        return -1;
-    }
-    return 0;
-}
 
 static int teardown(void **state);
 
@@ -210,7 +181,7 @@ static int pg_setup(void **state)
         snprintf(b->dir, sizeof b->dir, "/tmp/argus-pgtest-XXXXXX");
         if (!mkdtemp(b->dir))
             goto fail;
-        if (run_script("start", b->dir, b->base_url, sizeof b->base_url) != 0)
+        if (test_pg_script("start", b->dir, b->base_url, sizeof b->base_url) != 0)
             goto fail;
         b->started = true;
     }
@@ -260,7 +231,7 @@ static int teardown(void **state)
             fprintf(stderr, "could not remove %s\n", b->dir);
     }
     if (b->started)
-        run_script("stop", b->dir, NULL, 0);
+        test_pg_script("stop", b->dir, NULL, 0);
     free(b);
     return 0;
 }
@@ -1160,7 +1131,7 @@ static void test_pg_survives_restart(void **state)
     }
     for (int i = 0; i < 4; i++)
         db_conn_release(c[i]);
-    assert_int_equal(run_script("restart", b->dir, NULL, 0), 0);
+    assert_int_equal(test_pg_script("restart", b->dir, NULL, 0), 0);
     for (int i = 0; i < 4; i++) {
         c[i] = acquire_ok(b->db, false);
         assert_int_equal(query_int(c[i], "SELECT 2"), 2);

@@ -22,6 +22,7 @@
 #include "core.h"
 #include "db.h"
 #include "tsdb.h"
+#include "pg_fixture.h"
 
 struct backend {
     enum db_dialect dialect;
@@ -167,34 +168,6 @@ static struct tsdb_point num_point(const char *org, const char *dev,
 
 static int teardown(void **state);
 
-static int run_script(const char *verb, const char *dir, char *line, size_t n)
-{
-    const char *src = getenv("ARGUS_SOURCE_DIR");
-    if (!src) {
-        fprintf(stderr, "test_tsdb: ARGUS_SOURCE_DIR is not set (run under "
-                        "ctest) and ARGUS_TEST_PG_URL is not set\n");
-        return -1;
-    }
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s/scripts/pg-test.sh' %s '%s'", src, verb,
-             dir);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    if (line && n > 0) {
-        line[0] = '\0';
-        if (fgets(line, (int)n, p))
-            line[strcspn(line, "\r\n")] = '\0';
-    }
-    if (pclose(p) != 0) {
-        fprintf(stderr, "test_tsdb: scripts/pg-test.sh %s failed; PostgreSQL "
-                        "server binaries are needed, or set "
-                        "ARGUS_TEST_PG_URL\n",
-                verb);
-        return -1;
-    }
-    return 0;
-}
 
 static int open_store(struct backend *b, const char *url)
 {
@@ -247,7 +220,7 @@ static int pg_setup(void **state)
             b->dir[0] = '\0';
             goto fail;
         }
-        if (run_script("start", b->dir, b->base_url, sizeof b->base_url) != 0)
+        if (test_pg_script("start", b->dir, b->base_url, sizeof b->base_url) != 0)
             goto fail;
         b->started = true;
     }
@@ -304,7 +277,7 @@ static int teardown(void **state)
             fprintf(stderr, "could not remove %s\n", b->dir);
     }
     if (b->started)
-        run_script("stop", b->dir, NULL, 0);
+        test_pg_script("stop", b->dir, NULL, 0);
     else if (b->dialect == DB_POSTGRES && b->dir[0])
         rmdir(b->dir); /* made for a server that did not start */
     free(b);
