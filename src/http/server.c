@@ -314,6 +314,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
     struct conn_req *cr = *con_cls;
     if (!cr)
         return;
+    /* A deferred answer whose client went away before it could be sent. */
+    if (cr->deferred && atomic_load(&cr->finished))
+        res_free(&cr->pending);
     core_buf_fini(&cr->body);
     free(cr);
     *con_cls = NULL;

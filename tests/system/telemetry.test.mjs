@@ -3,6 +3,7 @@
 // a reason and loses nothing else.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startArgus, isProblem, STORE_KIND } from './lib/harness.mjs';
 
 let argus, org, dev, gw, child, other, key, gwKey, otherKey;
@@ -25,7 +26,10 @@ before(async () => {
   gwKey = (await call('POST', `/api/v1/devices/${gw.id}/api-keys`, {})).key;
   otherKey = (await call('POST', `/api/v1/devices/${other.id}/api-keys`, {})).key;
 });
-after(async () => { await argus.close(); });
+after(async () => {
+  const st = await argus.close();
+  assert.equal(st.code, 0, 'clean exit (under ASan: no leak)');
+});
 
 const ingest = (body, apiKey = key, headers) => argus.req('POST', '/api/v1/telemetry/ingest', { apiKey, body, headers });
 const query = (id, qs = '') => argus.req('GET', `/api/v1/telemetry/device/${id}${qs}`, { token: org.token });
@@ -168,4 +172,28 @@ test(`[${STORE_KIND}] query parameters are checked`, async () => {
   }
   assert.ok(isProblem(await query('nope'), 400));
   assert.ok(isProblem(await query('00000000-0000-7000-8000-000000000000'), 404));
+});
+
+test(`[${STORE_KIND}] clients that hang up while their answer is pending lose nothing`, async () => {
+  const u = new URL(argus.base);
+  const before = (await query(dev.id, '?metricKey=gone&limit=10000')).json.data.length;
+  const n = 40;
+  await Promise.all(Array.from({ length: n }, (_, i) => new Promise((res) => {
+    const body = JSON.stringify({ deviceId: dev.id, metrics: { gone: i }, timestamp: T0 + 10_000_000 + i });
+    const sock = net.connect(Number(u.port), u.hostname, () => {
+      sock.write(`POST /api/v1/telemetry/ingest HTTP/1.1\r\nHost: x\r\nX-API-Key: ${key}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      setImmediate(() => { sock.destroy(); res(); });
+    });
+    sock.on('error', res);
+  })));
+  // Each request was complete when the client left: it is stored anyway.
+  const deadline = Date.now() + 10000;
+  let have = before;
+  while (have < before + n && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    have = (await query(dev.id, '?metricKey=gone&limit=10000&startTime=2000-01-01T00:00:00Z')).json.data.length;
+  }
+  assert.equal(have, before + n);
+  assert.equal((await argus.req('GET', '/healthz')).status, 200);
 });
