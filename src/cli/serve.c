@@ -21,6 +21,7 @@ struct serve_opts {
     const char *web_dir;
     int64_t threads;
     int64_t db_pool;
+    bool relaxed_sync;
     int64_t max_body;
     int64_t connection_limit;
     int64_t connection_memory;
@@ -51,6 +52,9 @@ static const struct core_option serve_options[] = {
         "HTTP worker threads (0 = one per core)"),
     OPT("db-pool", CORE_OPT_INT, db_pool, "0", 0, 256,
         "store connections (0 = threads + 2)"),
+    OPT("sqlite-relaxed-sync", CORE_OPT_BOOL, relaxed_sync, "false", 0, 0,
+        "SQLite: do not fsync each commit (survives a process crash, may lose "
+        "the last commits on power loss)"),
     OPT("max-body", CORE_OPT_INT, max_body, "1048576", 1024, 1073741824,
         "largest request body in bytes"),
     OPT("connection-limit", CORE_OPT_INT, connection_limit, "10000", 16, 1000000,
@@ -130,6 +134,7 @@ static int open_store(const struct serve_opts *o, struct db **db)
         .pool_size = (int)(o->db_pool ? o->db_pool
                                       : (o->threads ? o->threads : 2) + 2),
         .busy_timeout_ms = 5000,
+        .sqlite_relaxed_sync = o->relaxed_sync,
     };
     int rc = db_open(o->store, &dbo, db);
     if (rc) {

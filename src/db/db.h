@@ -48,6 +48,12 @@ struct db_stmt;
 struct db_options {
     int pool_size;          /* PostgreSQL connections, SQLite readers; 0 = 4 */
     int busy_timeout_ms;    /* waiting for a pooled connection; 0 = 5000 */
+    /* SQLite only. false (the default): every commit is fsynced before it
+     * returns, so a committed transaction survives a power loss. true:
+     * commits survive a crash of the process but the last ones may be lost
+     * with the machine (synchronous=NORMAL), for disks where fsync is
+     * slow. */
+    bool sqlite_relaxed_sync;
 };
 
 /* Opens a store by URL (see above). opts may be NULL for defaults. For

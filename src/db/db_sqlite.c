@@ -210,7 +210,11 @@ static int open_conn(struct sqlite_db *d, struct sqlite_conn *c, bool writer)
         core_log_error("db", "sqlite cannot use WAL mode path=%s", d->path);
         return fail(c, rc, NULL);
     }
-    rc = pragma_exec(c, "PRAGMA synchronous=NORMAL");
+    /* FULL in WAL mode: the WAL is fsynced at each commit. The pipeline
+     * commits in groups, so this costs one fsync per batch. */
+    rc = pragma_exec(c, d->base.opts.sqlite_relaxed_sync
+                            ? "PRAGMA synchronous=NORMAL"
+                            : "PRAGMA synchronous=FULL");
     if (rc == CORE_OK)
         rc = pragma_exec(c, "PRAGMA foreign_keys=ON");
     return rc;
