@@ -21,6 +21,7 @@ struct parser {
     struct jsonata_expr *x;
     struct jsonata_error *err;
     int depth;
+    int rdepth; /* of resolve(), see there */
     int ancestor_label;
     struct jn_node **ancestry; /* parent nodes by slot index */
     int nancestry, capancestry;
@@ -874,7 +875,22 @@ static struct jn_node *resolve_binary(struct parser *p, struct jn_node *raw)
     perr(p, "S0201", NULL, "Syntax error");
 }
 
+static struct jn_node *resolve_node(struct parser *p, struct jn_node *raw);
+
+/* Left-associative chains (a % b % c ...) grow the tree without deepening
+ * expression(), so the depth is checked again here: every later walk over
+ * the tree (and the evaluator) recurses as deep as the tree is. */
 static struct jn_node *resolve(struct parser *p, struct jn_node *raw)
+{
+    if (++p->rdepth > PARSE_MAX_DEPTH)
+        jn_syntax_error(p->x, p->err, "U1001", raw->position, NULL, 0,
+                        "Expression nested too deeply");
+    struct jn_node *r = resolve_node(p, raw);
+    p->rdepth--;
+    return r;
+}
+
+static struct jn_node *resolve_node(struct parser *p, struct jn_node *raw)
 {
     struct jn_node *r = raw;
     switch (raw->type) {

@@ -194,6 +194,21 @@ static void test_limits_end_in_u1001(void **state)
     assert_string_equal(err.code, "U1001");
     jsonata_destroy(x);
 
+    /* A left-associative chain 2,000 operators long is refused at compile
+     * time instead of overflowing the stack while resolving (fuzzer find). */
+    {
+        char chain[4100];
+        size_t k = 0;
+        chain[k++] = '1';
+        for (int i = 0; i < 2000; i++) {
+            chain[k++] = '+';
+            chain[k++] = '1';
+        }
+        chain[k] = '\0';
+        assert_int_not_equal(jsonata_compile(chain, &x, &err), 0);
+        assert_string_equal(err.code, "U1001");
+    }
+
     /* A value nested 10,000 deep (built by a tail-recursive loop, so no
      * depth limit stops it) must not overflow the C stack when a built-in
      * walks it: found by the fuzzer. */
