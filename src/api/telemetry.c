@@ -114,7 +114,7 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
     json_t *ids = json_array();
     json_t *errors = json_array();
     struct db_conn *c = NULL;
-    size_t ok = 0;
+    size_t ok = 0, nerr = 0;
     int status = 0, rc = CORE_OK;
     if (!msgs || !w || !ids || !errors) {
         rc = CORE_ENOMEM;
@@ -127,13 +127,12 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
         rc = pipeline_normalize(m, now, &api->limits, &msgs[ok], reason,
                                 sizeof reason);
         if (rc == CORE_EINVAL) {
-            if (json_array_size(errors) < 20)
+            /* The first 20 reasons are listed; all are counted. */
+            if (nerr++ < 20)
                 json_array_append_new(errors,
                                       json_pack("{s:I, s:s}", "index",
                                                 (json_int_t)i, "message",
                                                 reason));
-            else
-                json_array_append_new(errors, json_null());
             rc = CORE_OK;
             continue;
         }
@@ -155,16 +154,12 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
             goto fail;
         }
     }
-    if (json_array_size(errors)) {
-        size_t nerr = json_array_size(errors);
+    if (nerr) {
         json_t *first = json_array_get(errors, 0);
         http_res_problem_ext(
             res, HTTP_PROBLEM_VALIDATION, json_pack("{s:O}", "errors", errors),
-            "%s%s (%zu of %zu messages invalid; none was stored)",
-            single ? "" : "message ",
-            single ? json_string_value(json_object_get(first, "message"))
-                   : json_string_value(json_object_get(first, "message")),
-            nerr, n);
+            "%s (%zu of %zu messages invalid; none was stored)",
+            json_string_value(json_object_get(first, "message")), nerr, n);
         goto out;
     }
 
