@@ -32,6 +32,9 @@ asan: bootstrap
 
 bench: bootstrap build
 	@./bench/http.sh
+	@ARGUS_BIN=./$(BUILD)/argus ./bench/ingest.sh
+	@BUILD_DIR=$(BUILD) ./bench/tsdb.sh
+	@BUILD_DIR=$(BUILD) ./bench/bus.sh
 	@BUILD_DIR=$(BUILD) ./bench/jsonpath.sh
 	@BUILD=$(BUILD) ./bench/jsonschema.sh
 	@BUILD_DIR=$(BUILD) ./bench/jsonata.sh
