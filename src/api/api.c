@@ -96,7 +96,7 @@ int api_routes_register(struct api *api, struct http_router *router)
     int (*const modules[])(struct http_router *) = {
         api__system_routes, api__openapi_routes, api__auth_routes,
         api__org_routes,    api__keys_routes,    api__audit_routes,
-        api__asset_routes,  api__telemetry_routes,
+        api__asset_routes,  api__telemetry_routes, api__dlq_routes,
     };
     api->router = router;
     for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {

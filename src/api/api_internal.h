@@ -206,6 +206,7 @@ int api__audit_routes(struct http_router *r);
 int api__asset_routes(struct http_router *r);
 int api__system_routes(struct http_router *r);
 int api__telemetry_routes(struct http_router *r);
+int api__dlq_routes(struct http_router *r);
 int api__openapi_routes(struct http_router *r);
 json_t *api__openapi_document(struct api *api);
 

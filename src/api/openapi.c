@@ -257,6 +257,48 @@ static void static_schemas(json_t *s)
         json_pack("{s:s, s:{s:{s:s}, s:{s:s}}}", "type", "object",
                   "properties", "deviceId", "type", "string", "metrics", "type",
                   "object"));
+    json_object_set_new(
+        s, "DlqEntry",
+        json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[s, s]}, "
+                  "s:{s:[s, s]}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{}}}",
+                  "type", "object", "properties", "id", "type", "string",
+                  "stage", "type", "string", "reason", "type", "string",
+                  "rawId", "type", "string", "null", "deviceId", "type",
+                  "string", "null", "attempts", "type", "integer",
+                  "receivedAt", "type", "string", "createdAt", "type",
+                  "string", "updatedAt", "type", "string", "payload"));
+    json_object_set_new(
+        s, "DlqReplayed",
+        json_pack("{s:s, s:{s:{s:s}, s:{s:s}}}", "type", "object",
+                  "properties", "id", "type", "string", "replayed", "type",
+                  "boolean"));
+    json_object_set_new(
+        s, "DlqReplayIds",
+        json_pack("{s:s, s:{s:{s:s, s:{s:s, s:s}, s:i, s:i}}, s:[s], s:b}",
+                  "type", "object", "properties", "ids", "type", "array",
+                  "items", "type", "string", "format", "uuid", "minItems", 1,
+                  "maxItems", 1000, "required", "ids",
+                  "additionalProperties", 0));
+    json_object_set_new(
+        s, "DlqReplayResult",
+        json_pack("{s:s, s:{s:{s:s}, s:{s:s}}}", "type", "object",
+                  "properties", "replayed", "type", "integer", "failed",
+                  "type", "array"));
+    json_object_set_new(
+        s, "TelemetryReplay",
+        json_pack("{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:s}, "
+                  "s:{s:s, s:i, s:i}}, s:[s, s], s:b}",
+                  "type", "object", "properties", "startTime", "type", "string",
+                  "format", "date-time", "endTime", "type", "string", "format",
+                  "date-time", "deviceId", "type", "string", "format", "uuid",
+                  "limit", "type", "integer", "minimum", 1, "maximum", 10000,
+                  "required", "startTime", "endTime", "additionalProperties",
+                  0));
+    json_object_set_new(
+        s, "TelemetryReplayResult",
+        json_pack("{s:s, s:{s:{s:s}, s:{s:s}, s:{s:s}}}", "type", "object",
+                  "properties", "replayed", "type", "integer", "deadLettered",
+                  "type", "integer", "more", "type", "boolean"));
     json_object_set_new(s, "Health",
                         json_pack("{s:s, s:{s:{s:s}}}", "type", "object",
                                   "properties", "status", "type", "string"));

@@ -136,7 +136,7 @@ int api__audit(struct db_conn *c, const struct api_principal *p,
     char id[CORE_UUID_STR_LEN], now[CORE_TIME_ISO_LEN];
     core_uuid7(id);
     api__now(now);
-    char *js = json_dumps(changes ? changes : json_object(), JSON_COMPACT);
+    char *js = changes ? json_dumps(changes, JSON_COMPACT) : strdup("{}");
     json_decref(changes);
     if (!js)
         return CORE_ENOMEM;

@@ -110,6 +110,7 @@ void http_res_header(struct http_res *res, const char *name,
     X(TOO_LARGE, 413, "payload-too-large", "Payload too large")             \
     X(UNSUPPORTED_MEDIA, 415, "unsupported-media-type",                     \
       "Unsupported media type")                                             \
+    X(UNPROCESSABLE, 422, "unprocessable", "Cannot be processed")           \
     X(TOO_MANY, 429, "too-many-requests", "Too many requests")              \
     X(INTERNAL, 500, "internal", "Internal server error")                   \
     X(UNAVAILABLE, 503, "unavailable", "Service unavailable")

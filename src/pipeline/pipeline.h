@@ -90,6 +90,47 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
  * stopping. */
 int pipeline_submit(struct pipeline *p, struct pipeline_msg *msgs, size_t n,
                     pipeline_done_cb done, void *ctx);
+/* Stores messages now, on the caller's thread, in one transaction that
+ * also runs also(conn, ctx) when given (for bookkeeping that must commit
+ * with the points, such as removing a DLQ entry). The messages stay the
+ * caller's. For replays and other administrative paths, not for ingest. */
+int pipeline_store_sync(struct pipeline *p, struct pipeline_msg *msgs,
+                        size_t n, int (*also)(struct db_conn *c, void *ctx),
+                        void *ctx);
+
+/* ------------------------------------------------------------ DLQ, replay
+ * The dead-letter queue keeps what a stage could not process, with the
+ * stage and the reason, until it is replayed or deleted; nothing vanishes.
+ */
+struct pipeline_dead {
+    const char *stage;  /* "normalize" */
+    const char *reason;
+    const char *raw_id; /* may be NULL */
+    const char *org_id;
+    const char *device_id; /* may be NULL */
+    const char *payload;
+    int64_t received_ms;
+};
+
+/* Adds an entry, or for a raw message already there (same stage) bumps
+ * its attempts and updates its reason. Inside the caller's transaction. */
+int pipeline_dlq_put(struct db_conn *c, const struct pipeline_dead *d);
+
+/* Re-runs the raw messages of an organisation (one device, or all when
+ * device_id is NULL) received in [from_ms, to_ms), at most limit of them
+ * in time order, through normalize and the writer with the current rules.
+ * Idempotent: points are keyed by series and time. Messages that fail now
+ * (invalid, or their device is gone) go to the DLQ with the reason.
+ * *replayed and *dead count them; *more is true when the limit cut the
+ * range short. */
+int pipeline_replay(struct pipeline *p, const struct pipeline_limits *lim,
+                    const char *org_id, const char *device_id,
+                    int64_t from_ms, int64_t to_ms, size_t limit,
+                    size_t *replayed, size_t *dead, bool *more);
+
+/* The store the pipeline writes to (for its own modules). */
+struct db *pipeline__db(struct pipeline *p);
+
 /* Messages queued and not yet durable. */
 size_t pipeline_queued(struct pipeline *p);
 /* Refuses new submissions (they get CORE_ESHUTDOWN), writes everything

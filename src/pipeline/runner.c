@@ -35,6 +35,11 @@ struct pipeline {
         *m_commit, *m_queue;
 };
 
+struct db *pipeline__db(struct pipeline *p)
+{
+    return p->db;
+}
+
 size_t pipeline_queued(struct pipeline *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -146,16 +151,14 @@ static int touch_devices(struct db_conn *c, struct submission *batch)
     return rc;
 }
 
-static int write_batch(struct pipeline *p, struct submission *batch,
-                       struct points *pts, size_t *npoints)
+/* Archive, points and device-writer for a list of submissions, inside the
+ * caller's transaction on the writer connection. */
+static int store_in_tx(struct pipeline *p, struct db_conn *c,
+                       struct submission *batch, struct points *pts)
 {
-    struct db_conn *c;
-    int rc = db_conn_acquire(p->db, true, &c);
-    if (rc)
-        return rc;
-    pts->n = 0;
+    int rc = CORE_OK;
     struct tsdb_raw raws[64];
-    rc = db_begin(c);
+    pts->n = 0;
     for (struct submission *b = batch; b && rc == CORE_OK; b = b->next) {
         for (size_t i = 0; i < b->n && rc == CORE_OK; i += 64) {
             size_t k = b->n - i < 64 ? b->n - i : 64;
@@ -174,14 +177,41 @@ static int write_batch(struct pipeline *p, struct submission *batch,
         rc = tsdb_points_write(p->tsdb, c, pts->v, pts->n, NULL);
     if (rc == CORE_OK)
         rc = touch_devices(c, batch);
-    /* Through tsdb, so that the series made in this batch are cached only
-     * once they are committed. */
+    return rc;
+}
+
+/* One transaction: the batch, then also() (may be NULL) on the same
+ * connection; committed through tsdb, so that the series made in it are
+ * cached only once they are committed. */
+static int store(struct pipeline *p, struct submission *batch,
+                 struct points *pts,
+                 int (*also)(struct db_conn *c, void *ctx), void *ctx)
+{
+    struct db_conn *c;
+    int rc = db_conn_acquire(p->db, true, &c);
+    if (rc)
+        return rc;
+    rc = db_begin(c);
+    if (rc == CORE_OK)
+        rc = store_in_tx(p, c, batch, pts);
+    if (rc == CORE_OK && also)
+        rc = also(c, ctx);
     if (rc == CORE_OK)
         rc = tsdb_commit(p->tsdb, c);
     if (rc)
         tsdb_rollback(p->tsdb, c);
     db_conn_release(c);
-    *npoints = pts->n;
+    return rc;
+}
+
+int pipeline_store_sync(struct pipeline *p, struct pipeline_msg *msgs,
+                        size_t n, int (*also)(struct db_conn *c, void *ctx),
+                        void *ctx)
+{
+    struct submission s = {NULL, msgs, n, NULL, NULL};
+    struct points pts = {0};
+    int rc = store(p, &s, &pts, also, ctx);
+    free(pts.v);
     return rc;
 }
 
@@ -246,8 +276,8 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&p->lock);
 
         uint64_t t0 = core_time_mono_ns();
-        size_t npoints = 0;
-        int rc = write_batch(p, batch, &pts, &npoints);
+        int rc = store(p, batch, &pts, NULL, NULL);
+        size_t npoints = pts.n;
         double secs = (double)(core_time_mono_ns() - t0) / 1e9;
         if (rc) {
             core_log_error("pipeline", "msg=\"batch not stored\" messages=%zu err=%s",

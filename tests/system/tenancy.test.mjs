@@ -25,6 +25,7 @@ const idFor = {
   'activity-types': () => fa.activityType.id,
   activities: () => fa.activity.id,
   users: () => fa.user.id,
+  dlq: () => fa.dlq.id,
 };
 
 function concrete(path) {
@@ -43,6 +44,7 @@ async function snapshot(token) {
   }
   out.keys = (await argus.req('GET', `/api/v1/devices/${fa.device.id}/api-keys`, { token })).json.data;
   out.org = (await argus.req('GET', '/api/v1/organization', { token })).json;
+  out.dlq = (await argus.req('GET', '/api/v1/dlq?limit=500', { token })).json.data;
   return out;
 }
 
@@ -87,6 +89,7 @@ test(`[${STORE_KIND}] lists, filters, audit and references never reach another o
     `/api/v1/activities?assetId=${fa.asset.id}`,
     `/api/v1/audit?entityId=${fa.device.id}`,
     `/api/v1/audit?entityType=device`,
+    `/api/v1/dlq?deviceId=${fa.dlq.deviceId}`,
   ];
   for (const f of filters) {
     const r = await argus.req('GET', f, { token: B.token });

@@ -23,5 +23,15 @@ export async function populate(argus, token) {
   const activity = await ok('POST', '/api/v1/activities', { title: 'Check pump', category: 'person_to_system', activityTypeId: activityType.id, assetId: asset.id, priority: 'high' });
   const key = await ok('POST', `/api/v1/devices/${device.id}/api-keys`, { name: 'main' });
   const me = await ok('GET', '/api/v1/auth/me');
-  return { deviceType, gatewayType, gateway, device, assetTypeRoot, assetType, space, site, asset, person, activityType, activity, key, user: me };
+  // A dead-letter entry: telemetry of a device deleted afterwards, replayed.
+  const doomed = await ok('POST', '/api/v1/devices', { name: 'doomed', deviceTypeId: deviceType.id });
+  const doomedKey = await ok('POST', `/api/v1/devices/${doomed.id}/api-keys`, {});
+  const sent = await argus.req('POST', '/api/v1/telemetry/ingest', { apiKey: doomedKey.key, body: { deviceId: doomed.id, metrics: { t: 1 } } });
+  if (sent.status !== 202) throw new Error(`ingest: ${sent.status} ${sent.text}`);
+  await ok('DELETE', `/api/v1/devices/${doomed.id}`);
+  const now = Date.now();
+  await ok('POST', '/api/v1/telemetry/replay', { startTime: new Date(now - 3600_000).toISOString(), endTime: new Date(now + 60_000).toISOString(), deviceId: doomed.id });
+  const dlq = (await ok('GET', '/api/v1/dlq')).data[0];
+  if (!dlq) throw new Error('no DLQ entry was made');
+  return { deviceType, gatewayType, gateway, device, assetTypeRoot, assetType, space, site, asset, person, activityType, activity, key, user: me, dlq };
 }

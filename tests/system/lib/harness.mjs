@@ -146,10 +146,16 @@ export async function startArgus(opts = {}) {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+  // Closing checks the exit status: 0 after SIGTERM means a graceful stop,
+  // and under ASan also that nothing leaked.
   a.close = async () => {
     const st = await a.stop();
     store.drop();
     rmSync(dir, { recursive: true, force: true });
+    if (st.code !== 0) {
+      const report = a.log.split('\n').filter((l) => /Sanitizer|runtime error|#\d+ /.test(l)).slice(0, 40).join('\n');
+      throw new Error(`argus exited with ${st.code} (signal ${st.signal})\n${report}`);
+    }
     return st;
   };
   return a;
