@@ -727,7 +727,10 @@ static jv *eval_path(struct jn_ctx *c, const struct jn_node *n, jv *input,
             res = eval_step(c, step, seq, env, i == n->nitems - 1);
         if (!res || (jn_is_array(res) && jn_arr_load(c, res)->u.arr.len == 0))
             break;
-        seq = res;
+        /* A constructed first step may yield a single value (a filter on
+         * it picked one item): the next step reads it as a sequence of one
+         * (fuzzer find). */
+        seq = jn_is_array(res) ? res : jn_seq_of(c, res);
     }
     if (n->keep_singleton && jn_is_array(res)) {
         if ((res->flags & JN_CONS) && !(res->flags & JN_SEQ))

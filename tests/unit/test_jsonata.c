@@ -71,6 +71,10 @@ static void test_paths_and_operators(void **state)
     assert_eval("[1..3, 5]", NULL, "[1,2,3,5]");
     assert_eval("{\"k\": [1]}.k[]", NULL, "[1]");
     assert_eval("(\n $x := 2; /* comment */ $x * $x )", NULL, "4");
+    /* A constructed first step that a filter reduces to one value is a
+     * sequence of one for the next step (fuzzer find: it crashed). */
+    assert_eval("[$][$[]].metrics.temp", doc, "82.5");
+    assert_eval("--[$][$[]].ro", doc, "undefined");
 }
 
 static void test_compile_errors(void **state)
