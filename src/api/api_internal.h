@@ -179,6 +179,10 @@ bool api__path_id(const struct http_req *req, const char *name,
  * returns false on a bad value. */
 bool api__paging(const struct http_req *req, int64_t *limit, int64_t *offset,
                  struct http_res *res);
+/* The query parameter name as epoch ms (def when absent); answers 400 and
+ * returns false when it is not an RFC 3339 date-time. */
+bool api__query_time(const struct http_req *req, const char *name,
+                     int64_t def, int64_t *out, struct http_res *res);
 /* Refuses query parameters not in allowed (NULL-terminated). */
 bool api__query_known(const struct http_req *req, const char *const *allowed,
                       struct http_res *res);

@@ -8,19 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool time_param(const struct http_req *req, const char *name,
-                       int64_t *out, struct http_res *res)
-{
-    const char *v = http_req_query(req, name);
-    if (!v)
-        return true;
-    if (core_time_parse_iso(v, out) != CORE_OK) {
-        http_res_problem(res, HTTP_PROBLEM_VALIDATION,
-                         "%s must be an RFC 3339 date-time", name);
-        return false;
-    }
-    return true;
-}
 
 static json_t *entry_json(struct db_stmt *s, bool with_payload)
 {
@@ -52,8 +39,8 @@ static void list_handler(struct http_req *req, struct http_res *res, void *ctx)
     int64_t limit, offset, from = 0, to = 0;
     if (!api__query_known(req, op->query, res) ||
         !api__paging(req, &limit, &offset, res) ||
-        !time_param(req, "startTime", &from, res) ||
-        !time_param(req, "endTime", &to, res))
+        !api__query_time(req, "startTime", 0, &from, res) ||
+        !api__query_time(req, "endTime", 0, &to, res))
         return;
     const char *stage = http_req_query(req, "stage");
     const char *dev = http_req_query(req, "deviceId");

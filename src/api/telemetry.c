@@ -233,22 +233,6 @@ out:
 
 /* ----------------------------------------------------------------- queries */
 
-static bool parse_time(const struct http_req *req, const char *name,
-                       int64_t def, int64_t *out, struct http_res *res)
-{
-    const char *v = http_req_query(req, name);
-    *out = def;
-    if (!v)
-        return true;
-    if (core_time_parse_iso(v, out) != CORE_OK) {
-        http_res_problem(res, HTTP_PROBLEM_VALIDATION,
-                         "%s must be an RFC 3339 date-time such as "
-                         "2026-01-31T12:00:00Z",
-                         name);
-        return false;
-    }
-    return true;
-}
 
 struct rows_ctx {
     json_t *data;
@@ -304,8 +288,8 @@ static void query_handler(struct http_req *req, struct http_res *res, void *ctx)
         !api__path_id(req, "deviceId", id, res))
         return;
     int64_t now = core_time_now_ms(), from, to, limit = 1000;
-    if (!parse_time(req, "endTime", now + 86400000LL, &to, res) ||
-        !parse_time(req, "startTime", to - 7 * 86400000LL, &from, res))
+    if (!api__query_time(req, "endTime", now + 86400000LL, &to, res) ||
+        !api__query_time(req, "startTime", to - 7 * 86400000LL, &from, res))
         return;
     if (from >= to) {
         http_res_problem(res, HTTP_PROBLEM_VALIDATION,

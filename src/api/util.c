@@ -79,6 +79,23 @@ bool api__paging(const struct http_req *req, int64_t *limit, int64_t *offset,
     return true;
 }
 
+bool api__query_time(const struct http_req *req, const char *name,
+                     int64_t def, int64_t *out, struct http_res *res)
+{
+    const char *v = http_req_query(req, name);
+    *out = def;
+    if (!v)
+        return true;
+    if (core_time_parse_iso(v, out) != CORE_OK) {
+        http_res_problem(res, HTTP_PROBLEM_VALIDATION,
+                         "%s must be an RFC 3339 date-time such as "
+                         "2026-01-31T12:00:00Z",
+                         name);
+        return false;
+    }
+    return true;
+}
+
 bool api__query_known(const struct http_req *req, const char *const *allowed,
                       struct http_res *res)
 {

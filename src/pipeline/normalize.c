@@ -123,9 +123,8 @@ int pipeline_normalize(json_t *msg, int64_t received_ms,
     if (meta && !json_is_null(meta)) {
         if (!json_is_object(meta))
             FAIL("metadata must be an object");
-        char *s = json_dumps(meta, JSON_COMPACT);
-        size_t len = s ? strlen(s) : 0;
-        free(s);
+        /* Measured, not serialised: json_dumpb with no buffer only counts. */
+        size_t len = json_dumpb(meta, NULL, 0, JSON_COMPACT);
         if (len > lim->max_metadata)
             FAIL("metadata is %zu bytes; at most %zu", len, lim->max_metadata);
     }
