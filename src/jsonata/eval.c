@@ -97,13 +97,15 @@ static bool env_lookup(struct jn_env *e, const char *name, size_t len, jv **out)
 }
 
 /* --------------------------------------------------------------- helpers */
+void jn_timeout(struct jn_ctx *c, int position)
+{
+    c->err.message = "Expression evaluation timeout: Check for infinite loop";
+    jn_throw(c, "U1001", position, NULL);
+}
+
 static inline void tick(struct jn_ctx *c, const struct jn_node *n)
 {
-    if (c->deadline_ns && (++c->ticks & 255) == 0 &&
-        core_time_mono_ns() > c->deadline_ns) {
-        c->err.message = "Expression evaluation timeout: Check for infinite loop";
-        jn_throw(c, "U1001", n->position, NULL);
-    }
+    jn_charge(c, 1, n->position);
 }
 
 /* $append semantics: concatenation, scalars treated as singletons. */

@@ -380,7 +380,7 @@ struct jn_ctx {
     const struct jsonata_bindings *bindings;
     int depth, max_depth;
     uint64_t deadline_ns;
-    unsigned ticks;
+    int work; /* units left before the next look at the clock */
     struct jn_err err;
     int status;          /* core error to return after longjmp */
     jv *root;            /* $$ */
@@ -398,6 +398,23 @@ struct jn_ctx {
  * otherwise exhaust the C stack. */
 #define JN_MAX_NESTING 1000
 _Noreturn void jn_too_deep(struct jn_ctx *c);
+
+/* The time limit: evaluation steps (1 unit each) and bytes of strings made
+ * (1 unit per 256) count towards the next look at the clock, so that
+ * neither many small steps nor a few huge ones (a string doubling each
+ * round) run far past the limit. */
+_Noreturn void jn_timeout(struct jn_ctx *c, int position);
+static inline void jn_charge(struct jn_ctx *c, size_t units, int position)
+{
+    if (!c->deadline_ns)
+        return;
+    c->work -= units > 1u << 30 ? 1 << 30 : (int)units;
+    if (c->work <= 0) {
+        c->work = 256;
+        if (core_time_mono_ns() > c->deadline_ns)
+            jn_timeout(c, position);
+    }
+}
 
 /* Raises a JSONata error and unwinds to jsonata_evaluate. */
 _Noreturn void jn_throw(struct jn_ctx *c, const char *code, int position,

@@ -83,6 +83,7 @@ jv *jn_num(struct jn_ctx *c, double d)
 
 jv *jn_str_ref(struct jn_ctx *c, const char *s, size_t len)
 {
+    jn_charge(c, len / 256, c->call_position);
     jv *v = jn_alloc(c, sizeof(*v));
     v->kind = JN_STRING;
     v->flags = 0;

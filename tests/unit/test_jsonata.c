@@ -224,6 +224,25 @@ static void test_limits_end_in_u1001(void **state)
                      CORE_ETIMEOUT);
     assert_string_equal(err.code, "U1001");
     jsonata_destroy(x);
+
+    /* Strings that double each round reach gigabytes within a few dozen
+     * steps: the bytes made count towards the time limit, so the
+     * evaluation ends in U1001 instead of running for minutes or out of
+     * memory (fuzzer find: a timeout, escaping growing $string output). */
+    static const char *const growing[] = {
+        "($f := function($n, $a){$n = 0 ? $a : $f($n - 1, $a & $a)}; "
+        "$f(100, \"x\"))",
+        "($f := function($n, $a){$n = 0 ? $a : $f($n - 1, $string({\"a\": $a}))}; "
+        "$f(10000, \"\\\"\"))",
+    };
+    for (size_t i = 0; i < sizeof growing / sizeof growing[0]; i++) {
+        assert_int_equal(jsonata_compile(growing[i], &x, &err), 0);
+        opts.time_limit_ms = 100;
+        assert_int_equal(jsonata_evaluate(x, NULL, NULL, &opts, &r, &err),
+                         CORE_ETIMEOUT);
+        assert_string_equal(err.code, "U1001");
+        jsonata_destroy(x);
+    }
 }
 
 static int host_scale(void *user, json_t *const *args, size_t nargs,
