@@ -684,8 +684,10 @@ static jv *eval_tuple_path(struct jn_ctx *c, const struct jn_node *n,
             res = eval_step(c, step, seq, env, i == n->nitems - 1);
         if (!tup && (!res || (jn_is_array(res) && jn_arr_load(c, res)->u.arr.len == 0)))
             break;
+        /* As in eval_path: a single value from a constructed first step
+         * is a sequence of one for the next step (fuzzer find). */
         if (!step->focus)
-            seq = res;
+            seq = res && !jn_is_array(res) ? jn_seq_of(c, res) : res;
     }
     if (tup) {
         if (n->tuple)

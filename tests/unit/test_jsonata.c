@@ -75,6 +75,10 @@ static void test_paths_and_operators(void **state)
      * sequence of one for the next step (fuzzer find: it crashed). */
     assert_eval("[$][$[]].metrics.temp", doc, "82.5");
     assert_eval("--[$][$[]].ro", doc, "undefined");
+    /* The same in a path with a positional (tuple) step; jsonata-js 2.2
+     * fails here with a TypeError (input.map is not a function). */
+    assert_eval("[$][0].metrics.temp#$i.[$, $i]", doc, "[82.5,0]");
+    assert_eval("Ac-[$][-1[]].rcouon1# $-[][$[]].er", doc, "undefined");
 }
 
 static void test_compile_errors(void **state)
