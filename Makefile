@@ -55,7 +55,7 @@ fuzz:
 	@CC=clang cmake -S . -B build-fuzz -G Ninja -DARGUS_FUZZ=ON -DARGUS_TESTS=OFF >/dev/null
 	@cmake --build build-fuzz --target fuzz_$(FUZZ_TARGET)
 	@mkdir -p tests/fuzz/corpus-work/$(FUZZ_TARGET)
-	./build-fuzz/src/$(FUZZ_TARGET)/fuzz_$(FUZZ_TARGET) -max_total_time=$(FUZZ_SECONDS) \
+	$$(find build-fuzz/src -name fuzz_$(FUZZ_TARGET) -type f) -max_total_time=$(FUZZ_SECONDS) \
 	  tests/fuzz/corpus-work/$(FUZZ_TARGET) tests/fuzz/corpus/$(FUZZ_TARGET)
 
 clean:

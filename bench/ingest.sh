@@ -30,20 +30,29 @@ start() { # extra args...
 stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
 stored() { curl -s "$URL/metrics" | awk '/^argus_pipeline_messages_total\{result="stored"\}/ {print $2}'; }
 rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; } # user + system
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
+[ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
 
 scenario() { # label sim-args...
   local label=$1; shift
-  local acc=() per=() p50=() p95=() p99=()
+  local acc=() per=() p50=() p95=() p99=() scpu=() gcpu=()
   for _ in $(seq "$ROUNDS"); do
     start
     local before; before=$(stored)
-    local out; out=$("$BIN" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
+    local t0; t0=$(cpu_ticks)
+    local out; out=$(/usr/bin/time -o "$WORK/simcpu" -f '%U %S' \
+      "$BIN" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
+    local t1; t1=$(cpu_ticks)
     local after; after=$(stored)
     local secs; secs=$(echo "$out" | field 'd["seconds"]')
+    # CPU of the server and of the load generator, in % of one core over
+    # the run (both include the generator's set-up of its devices).
+    scpu+=("$(python3 -c "print(round(($t1 - $t0) / $(getconf CLK_TCK) / $secs * 100))")")
+    gcpu+=("$(awk -v s="$secs" '{printf "%.0f", ($1 + $2) / s * 100}' "$WORK/simcpu")")
     acc+=("$(echo "$out" | field 'd["acceptedPerSecond"]')")
     per+=("$(python3 -c "print(round(($after - $before) / $secs))")")
     p50+=("$(echo "$out" | field 'd["latencyMs"]["p50"]')")
@@ -52,14 +61,15 @@ scenario() { # label sim-args...
     RSS=$(rss_mb)
     stop
   done
-  printf '%-52s %12.0f %12.0f %8.2f %8.2f %8.2f %7s\n' "$label" \
+  printf '%-52s %12.0f %12.0f %8.2f %8.2f %8.2f %7s %8s %8s\n' "$label" \
     "$(printf '%s\n' "${acc[@]}" | median)" "$(printf '%s\n' "${per[@]}" | median)" \
     "$(printf '%s\n' "${p50[@]}" | median)" "$(printf '%s\n' "${p95[@]}" | median)" \
-    "$(printf '%s\n' "${p99[@]}" | median)" "$RSS"
+    "$(printf '%s\n' "${p99[@]}" | median)" "$RSS" \
+    "$(printf '%s\n' "${scpu[@]}" | median)" "$(printf '%s\n' "${gcpu[@]}" | median)"
 }
 
 printf 'argus ingest bench (embedded: SQLite + in-process pipeline), %s s x %s rounds, medians; load generator on the same 2 cores\n' "$DURATION" "$ROUNDS"
-printf '%-52s %12s %12s %8s %8s %8s %7s\n' scenario 'accepted/s' 'persisted/s' 'p50 ms' 'p95 ms' 'p99 ms' 'RSS MB'
+printf '%-52s %12s %12s %8s %8s %8s %7s %8s %8s\n' scenario 'accepted/s' 'persisted/s' 'p50 ms' 'p95 ms' 'p99 ms' 'RSS MB' 'srv CPU%' 'sim CPU%'
 scenario "batches of 100 msgs x 5 metrics, flat out" --devices 100 --connections 4 --batch 100 --metrics 5
 scenario "single messages x 5 metrics, flat out" --devices 200 --connections 32 --batch 1 --metrics 5
 scenario "steady 10,000 msgs/s, single messages" --devices 200 --connections 32 --batch 1 --metrics 5 --rate 10000

@@ -14,7 +14,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config clang
   libmicrohttpd-dev libjansson-dev libsqlite3-dev libpq-dev libsodium-dev
   libjwt-dev libcmocka-dev libpcre2-dev libhiredis-dev libnats-dev
-  postgresql redis-server nats-server
+  postgresql redis-server nats-server sqlite3
   nodejs npm
 )
 

@@ -3,7 +3,9 @@
 #   1. release build: unit and conformance tests (ctest);
 #   2. a private PostgreSQL on loopback for everything that needs one;
 #   3. system tests (Node's test runner, the real binary over HTTP) on
-#      SQLite and on PostgreSQL;
+#      SQLite and on PostgreSQL with the in-process bus, then the pipeline's
+#      tests with Redis Streams and NATS JetStream (each server private to
+#      its test), each bus with the other store in the ASan build;
 #   4. the same in an ASan+UBSan build.
 # --asan-only runs step 4 alone.
 set -euo pipefail
@@ -38,7 +40,19 @@ suite() { # build-dir label [cmake args...]
     ARGUS_BIN="$ROOT/$dir/argus" ARGUS_TEST_STORE=$store \
       node --test --test-concurrency=2 tests/system/ || failed=1
   done
+  # The pipeline on the external buses: store+bus pairs swap between the
+  # builds, so each bus runs on each store.
+  local pairs=("sqlite redis" "postgres nats")
+  [ "$label" = asan ] && pairs=("postgres redis" "sqlite nats")
+  for pair in "${pairs[@]}"; do
+    set -- $pair
+    step "$label: pipeline system tests on $1 + $2"
+    ARGUS_BIN="$ROOT/$dir/argus" ARGUS_TEST_STORE=$1 ARGUS_TEST_BUS=$2 \
+      node --test --test-concurrency=2 "${PIPELINE_TESTS[@]}" || failed=1
+  done
 }
+PIPELINE_TESTS=(tests/system/telemetry.test.mjs tests/system/dlq.test.mjs
+                tests/system/crash.test.mjs tests/system/bus.test.mjs)
 
 if [ "$ASAN_ONLY" = 0 ]; then
   suite "$BUILD" release -DCMAKE_BUILD_TYPE=RelWithDebInfo -DARGUS_MODULES=all

@@ -88,7 +88,14 @@ void api_destroy(struct api *api)
 
 void api_set_ready(struct api *api, bool ready)
 {
-    api->ready = ready;
+    if (api)
+        api->ready = ready;
+}
+
+int api_system_routes_register(struct api *api, struct http_router *router)
+{
+    api->router = router;
+    return api__system_routes(router);
 }
 
 int api_routes_register(struct api *api, struct http_router *router)

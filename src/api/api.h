@@ -37,6 +37,9 @@ void api_destroy(struct api *api);
 
 /* Adds every route to router. */
 int api_routes_register(struct api *api, struct http_router *router);
+/* Adds only /healthz, /readyz and /metrics (for processes without the
+ * API, such as workers). */
+int api_system_routes_register(struct api *api, struct http_router *router);
 /* The server's authenticator and its release hook: pass them with the api
  * as ctx in struct http_server_config. */
 bool api_authenticate(struct http_req *req, struct http_res *res, void *ctx);

@@ -82,6 +82,14 @@ struct api_op {
     const char *const *query;    /* documented query parameters */
 };
 
+/* Telemetry ingest, the one route where a device key verified by this
+ * process within the last API_KEY_CACHE_MS is taken without asking the
+ * store again (that query was most of a small request's cost). Revoking or
+ * rotating a key here forgets it at once; a change made elsewhere (a
+ * device deleted, a key revoked by another process) applies to ingest
+ * within API_KEY_CACHE_MS, and to every other route at once. */
+extern const struct api_op api__op_ingest;
+
 /* ---------------------------------------------------------------- fields */
 enum api_ftype {
     API_FT_STRING,   /* one line, max length in max */
@@ -163,9 +171,17 @@ int api__resource_select(struct db_conn *c, const struct api_resource *rs,
 extern const struct api_resource api_res_assets, api_res_devices,
     api_res_asset_types;
 
-/* Verifies a device API key; *ok false (and CORE_OK) for a wrong key. */
-int api__key_verify(struct api *api, const char *key, struct api_principal *p,
-                    bool *ok);
+/* Verifies a device API key; *ok false (and CORE_OK) for a wrong key.
+ * With cached, a verification of the same key by this api within the last
+ * API_KEY_CACHE_MS is reused (see api__op_ingest); wrong keys are never
+ * cached. */
+#define API_KEY_CACHE_MS 1000
+int api__key_verify(struct api *api, const char *key, bool cached,
+                    struct api_principal *p, bool *ok);
+/* Forgets the cached verifications of a key (after revoking it). */
+void api__key_cache_forget(const char *key_id);
+/* Forgets every cached key of a device (it was deleted). */
+void api__key_cache_forget_device(const char *device_id);
 
 /* ----------------------------------------------------------------- helpers */
 

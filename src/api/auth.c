@@ -156,7 +156,8 @@ bool api_authenticate(struct http_req *req, struct http_res *res, void *ctx)
                              "a device API key is required (X-API-Key header)");
             return false;
         }
-        rc = api__key_verify(api, key, p, &ok);
+        rc = api__key_verify(api, key, req->route->data == &api__op_ingest, p,
+                             &ok);
         if (rc == CORE_OK && !ok) {
             http_res_header(res, "WWW-Authenticate", "ApiKey");
             http_res_problem(res, HTTP_PROBLEM_UNAUTHORIZED,

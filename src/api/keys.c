@@ -7,6 +7,7 @@
  */
 #include "api_internal.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,122 @@ static void secret_hash(const char *secret, char out[65])
     core_hex_encode(h, sizeof h, out);
 }
 
-int api__key_verify(struct api *api, const char *key, struct api_principal *p,
-                    bool *ok)
+/* --------------------------------------------------------- key cache
+ * Recent successful verifications, found by the key's public prefix; the
+ * secret presented must equal the one verified (compared in constant
+ * time). A fixed table, shared by the process: an entry belongs to one
+ * struct api, and when the table is full the oldest entry of a probe
+ * window makes room. Entries last API_KEY_CACHE_MS. */
+#define KEY_CACHE_SLOTS 2048 /* power of two */
+#define KEY_CACHE_PROBE 8
+
+struct key_cached {
+    const struct api *api; /* NULL: empty */
+    int64_t verified_ms;
+    char prefix[PREFIX_HEX];
+    char secret[SECRET_HEX];
+    char key_id[CORE_UUID_STR_LEN];
+    char org_id[CORE_UUID_STR_LEN];
+    char device_id[CORE_UUID_STR_LEN];
+};
+
+static struct key_cached key_cache[KEY_CACHE_SLOTS];
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t key_cache_slot(const char *prefix)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (int i = 0; i < PREFIX_HEX; i++)
+        h = (h ^ (unsigned char)prefix[i]) * 1099511628211ull;
+    return (size_t)h & (KEY_CACHE_SLOTS - 1);
+}
+
+static bool key_cache_get(const struct api *api, const char *prefix,
+                          const char *secret, int64_t now,
+                          struct api_principal *p)
+{
+    bool found = false;
+    size_t at = key_cache_slot(prefix);
+    pthread_mutex_lock(&key_cache_mu);
+    for (int i = 0; i < KEY_CACHE_PROBE && !found; i++) {
+        struct key_cached *e = &key_cache[(at + (size_t)i) & (KEY_CACHE_SLOTS - 1)];
+        if (e->api != api || memcmp(e->prefix, prefix, PREFIX_HEX) != 0 ||
+            now - e->verified_ms >= API_KEY_CACHE_MS ||
+            now < e->verified_ms ||
+            sodium_memcmp(e->secret, secret, SECRET_HEX) != 0)
+            continue;
+        p->kind = API_PRINCIPAL_DEVICE;
+        memcpy(p->key_id, e->key_id, sizeof p->key_id);
+        memcpy(p->org_id, e->org_id, sizeof p->org_id);
+        memcpy(p->device_id, e->device_id, sizeof p->device_id);
+        found = true;
+    }
+    pthread_mutex_unlock(&key_cache_mu);
+    return found;
+}
+
+static void key_cache_put(const struct api *api, const char *prefix,
+                          const char *secret, int64_t verified_ms,
+                          const struct api_principal *p)
+{
+    size_t at = key_cache_slot(prefix);
+    pthread_mutex_lock(&key_cache_mu);
+    struct key_cached *victim = NULL;
+    for (int i = 0; i < KEY_CACHE_PROBE; i++) {
+        struct key_cached *e = &key_cache[(at + (size_t)i) & (KEY_CACHE_SLOTS - 1)];
+        if (!e->api || (e->api == api &&
+                        memcmp(e->prefix, prefix, PREFIX_HEX) == 0)) {
+            victim = e;
+            break;
+        }
+        if (!victim || e->verified_ms < victim->verified_ms)
+            victim = e;
+    }
+    victim->api = api;
+    victim->verified_ms = verified_ms;
+    memcpy(victim->prefix, prefix, PREFIX_HEX);
+    memcpy(victim->secret, secret, SECRET_HEX);
+    memcpy(victim->key_id, p->key_id, sizeof victim->key_id);
+    memcpy(victim->org_id, p->org_id, sizeof victim->org_id);
+    memcpy(victim->device_id, p->device_id, sizeof victim->device_id);
+    pthread_mutex_unlock(&key_cache_mu);
+}
+
+void api__key_cache_forget(const char *key_id)
+{
+    pthread_mutex_lock(&key_cache_mu);
+    for (size_t i = 0; i < KEY_CACHE_SLOTS; i++) {
+        if (key_cache[i].api && strcmp(key_cache[i].key_id, key_id) == 0)
+            memset(&key_cache[i], 0, sizeof key_cache[i]);
+    }
+    pthread_mutex_unlock(&key_cache_mu);
+}
+
+void api__key_cache_forget_device(const char *device_id)
+{
+    pthread_mutex_lock(&key_cache_mu);
+    for (size_t i = 0; i < KEY_CACHE_SLOTS; i++) {
+        if (key_cache[i].api && strcmp(key_cache[i].device_id, device_id) == 0)
+            memset(&key_cache[i], 0, sizeof key_cache[i]);
+    }
+    pthread_mutex_unlock(&key_cache_mu);
+}
+
+int api__key_verify(struct api *api, const char *key, bool cached,
+                    struct api_principal *p, bool *ok)
 {
     *ok = false;
     if (strlen(key) != 3 + PREFIX_HEX + 1 + SECRET_HEX ||
         strncmp(key, "ak_", 3) != 0 || key[3 + PREFIX_HEX] != '_')
         return CORE_OK;
+    const char *secret = key + 4 + PREFIX_HEX;
+    /* The time before the store is asked: an entry never outlives the
+     * state it was checked against by more than API_KEY_CACHE_MS. */
+    int64_t now = core_time_now_ms();
+    if (cached && key_cache_get(api, key + 3, secret, now, p)) {
+        *ok = true;
+        return CORE_OK;
+    }
     char prefix[PREFIX_HEX + 1];
     memcpy(prefix, key + 3, PREFIX_HEX);
     prefix[PREFIX_HEX] = '\0';
@@ -62,6 +172,8 @@ int api__key_verify(struct api *api, const char *key, struct api_principal *p,
         db_finalize(s);
     }
     db_conn_release(c);
+    if (*ok)
+        key_cache_put(api, prefix, secret, now, p);
     return rc;
 }
 
@@ -253,9 +365,10 @@ static void list_handler(struct http_req *req, struct http_res *res, void *ctx)
 /* Revokes the path's key; *name receives its name (for a rotation).
  * Answers 404 when the key is not the device's or already revoked. */
 static bool revoke(struct db_conn *c, struct http_req *req, const char *dev,
-                   char *name, size_t name_len, struct http_res *res, int *rc)
+                   char *name, size_t name_len,
+                   char key_id[CORE_UUID_STR_LEN], struct http_res *res,
+                   int *rc)
 {
-    char key_id[CORE_UUID_STR_LEN];
     if (!api__path_id(req, "keyId", key_id, res))
         return false;
     const struct api_principal *p = api__principal(req);
@@ -304,12 +417,12 @@ static void key_change(struct http_req *req, struct http_res *res, void *ctx,
     struct db_conn *c = api__conn(api, true, res);
     if (!c)
         return;
-    char dev[CORE_UUID_STR_LEN], name[128];
+    char dev[CORE_UUID_STR_LEN], name[128], key_id[CORE_UUID_STR_LEN];
     json_t *out = NULL;
     int rc = db_begin(c);
     if (rc == CORE_OK &&
         (!device_of_path(c, req, dev, res) ||
-         !revoke(c, req, dev, name, sizeof name, res, &rc))) {
+         !revoke(c, req, dev, name, sizeof name, key_id, res, &rc))) {
         db_rollback(c);
         if (rc)
             http_res_error(res, rc);
@@ -319,6 +432,8 @@ static void key_change(struct http_req *req, struct http_res *res, void *ctx,
         rc = key_create(c, api__principal(req), dev, name, &out);
     if (rc == CORE_OK)
         rc = db_commit(c);
+    if (rc == CORE_OK)
+        api__key_cache_forget(key_id); /* committed: no one re-caches it */
     if (rc) {
         db_rollback(c);
         json_decref(out);

@@ -852,6 +852,10 @@ static void delete_handler(struct http_req *req, struct http_res *res,
         db_rollback(c);
         goto fail;
     }
+    /* A deleted device's keys stop working for ingest at once, not when
+     * their cache entries expire. */
+    if (strcmp(rs->table, "devices") == 0)
+        api__key_cache_forget_device(id);
     res->status = 204;
     goto release;
 fail:

@@ -14,25 +14,130 @@
 
 struct ingest_wait {
     struct http_deferred *deferred;
-    json_t *answer; /* 202 body, sent on success */
+    char *answer; /* 202 body, sent on success */
+    size_t answer_len;
+    json_t *body; /* the parsed request, released on an HTTP thread */
 };
 
+static void body_release(void *arg)
+{
+    json_decref(arg);
+}
+
+/* Runs on the pipeline's writer thread, which is the ingest bottleneck:
+ * the answer was serialised beforehand, and the request's JSON is freed by
+ * the HTTP thread that sends the answer (the messages' own references were
+ * dropped by the writer already; jansson counts references atomically). */
 static void ingest_done(int rc, void *ctx)
 {
     struct ingest_wait *w = ctx;
     struct http_res res = {0};
     if (rc == CORE_OK) {
-        http_res_json(&res, 202, w->answer);
+        http_res_body(&res, 202, w->answer, w->answer_len, "application/json");
+        w->answer = NULL;
+    } else if (rc == CORE_ETOOBIG) {
+        http_res_problem(&res, HTTP_PROBLEM_TOO_LARGE,
+                         "a message is larger than the message bus takes; "
+                         "nothing was kept");
+    } else if (rc == CORE_EOVERLOAD) {
+        http_res_header(&res, "Retry-After", "1");
+        http_res_problem(&res, HTTP_PROBLEM_UNAVAILABLE,
+                         "the pipeline is behind (the bus is full); nothing "
+                         "was kept, send the messages again");
     } else {
-        json_decref(w->answer);
         http_res_header(&res, "Retry-After", "1");
         http_res_problem(&res, HTTP_PROBLEM_UNAVAILABLE,
                          "the messages could not be stored (%s); nothing was "
                          "kept, send them again",
                          core_strerror(rc));
     }
+    free(w->answer);
+    res.release = body_release;
+    res.release_arg = w->body;
     http_deferred_finish(w->deferred, &res);
     free(w);
+}
+
+/* The 202 body, {"id": …, "accepted": 1} for one message object and
+ * {"ids": […], "accepted": n} for an array, byte for byte what
+ * http_res_json wrote before. Caller frees. */
+static char *answer_text(const struct pipeline_msg *msgs, size_t n,
+                         bool single, size_t *len)
+{
+    size_t cap = 64 + n * (CORE_UUID_STR_LEN + 3);
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    size_t at;
+    if (single) {
+        at = (size_t)snprintf(out, cap, "{\"id\":\"%s\",\"accepted\":1}",
+                              msgs[0].raw_id);
+    } else {
+        memcpy(out, "{\"ids\":[", 8);
+        at = 8;
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                out[at++] = ',';
+            out[at++] = '"';
+            memcpy(out + at, msgs[i].raw_id, CORE_UUID_STR_LEN - 1);
+            at += CORE_UUID_STR_LEN - 1;
+            out[at++] = '"';
+        }
+        at += (size_t)snprintf(out + at, cap - at, "],\"accepted\":%zu}", n);
+    }
+    *len = at;
+    return out;
+}
+
+static bool json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Splits the text of a top-level JSON array of n values, which jansson has
+ * accepted, into the byte range [from[i], to[i]) of each value, so that each
+ * message is stored as it was sent instead of being serialised again.
+ * Returns false when the text does not split into n values (the caller
+ * then serialises). */
+static bool array_slices(const char *text, size_t len, size_t n, size_t *from,
+                         size_t *to)
+{
+    size_t i = 0;
+    while (i < len && json_space(text[i]))
+        i++;
+    if (i == len || text[i++] != '[')
+        return false;
+    for (size_t k = 0; k < n; k++) {
+        while (i < len && json_space(text[i]))
+            i++;
+        from[k] = i;
+        int depth = 0;
+        for (; i < len; i++) {
+            char c = text[i];
+            if (c == '"') {
+                for (i++; i < len && text[i] != '"'; i++)
+                    if (text[i] == '\\')
+                        i++;
+            } else if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (depth == 0)
+                    break;
+                depth--;
+            } else if (c == ',' && depth == 0) {
+                break;
+            }
+        }
+        if (i >= len || text[i] != (k + 1 < n ? ',' : ']'))
+            return false;
+        size_t end = i++;
+        while (end > from[k] && json_space(text[end - 1]))
+            end--;
+        if (end == from[k])
+            return false;
+        to[k] = end;
+    }
+    return true;
 }
 
 /* May this key's device write as dev? Its own id, or a device behind it
@@ -111,15 +216,17 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
 
     struct pipeline_msg *msgs = calloc(n, sizeof *msgs);
     struct ingest_wait *w = calloc(1, sizeof *w);
-    json_t *ids = json_array();
+    size_t *cuts = single ? NULL : malloc(2 * n * sizeof *cuts);
     json_t *errors = json_array();
     struct db_conn *c = NULL;
     size_t ok = 0, nerr = 0;
     int status = 0, rc = CORE_OK;
-    if (!msgs || !w || !ids || !errors) {
+    if (!msgs || !w || (!single && !cuts) || !errors) {
         rc = CORE_ENOMEM;
         goto fail;
     }
+    bool sliced = !single && array_slices(req->body, req->body_len, n, cuts,
+                                          cuts + n);
     int64_t now = core_time_now_ms();
     for (size_t i = 0; i < n; i++) {
         json_t *m = single ? body : json_array_get(body, i);
@@ -145,6 +252,10 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
         if (single) {
             pm->payload = strndup(req->body, req->body_len);
             pm->payload_len = req->body_len;
+        } else if (sliced && !memchr(req->body + cuts[i], '\0',
+                                     cuts[n + i] - cuts[i])) {
+            pm->payload_len = cuts[n + i] - cuts[i];
+            pm->payload = strndup(req->body + cuts[i], pm->payload_len);
         } else {
             pm->payload = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(17));
             pm->payload_len = pm->payload ? strlen(pm->payload) : 0;
@@ -163,13 +274,14 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
         goto out;
     }
 
-    /* Authorisation: each device is the key's or behind it. */
-    c = api__conn(api, false, res);
-    if (!c)
-        goto out;
+    /* Authorisation: each device is the key's or behind it (a connection
+     * only when some message names another device). */
     for (size_t i = 0; i < ok && !status; i++) {
-        if (i > 0 && strcmp(msgs[i].device_id, msgs[i - 1].device_id) == 0)
+        if (strcmp(msgs[i].device_id, p->device_id) == 0 ||
+            (i > 0 && strcmp(msgs[i].device_id, msgs[i - 1].device_id) == 0))
             continue;
+        if (!c && !(c = api__conn(api, false, res)))
+            goto out;
         int verdict;
         rc = may_write(c, p, msgs[i].device_id, &verdict);
         if (rc)
@@ -186,23 +298,24 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
             status = 403;
         }
     }
-    db_conn_release(c);
+    if (c)
+        db_conn_release(c);
     c = NULL;
     if (status)
         goto out;
 
-    for (size_t i = 0; i < ok; i++)
-        json_array_append_new(ids, json_string(msgs[i].raw_id));
-    w->answer = single ? json_pack("{s:s, s:i}", "id", msgs[0].raw_id,
-                                   "accepted", 1)
-                       : json_pack("{s:O, s:I}", "ids", ids, "accepted",
-                                   (json_int_t)ok);
+    w->answer = answer_text(msgs, ok, single, &w->answer_len);
+    if (!w->answer) {
+        rc = CORE_ENOMEM;
+        goto fail;
+    }
+    w->body = body;
     w->deferred = http_res_defer(req, res);
     rc = pipeline_submit(api->pipeline, msgs, ok, ingest_done, w);
     if (rc) {
         /* Not taken: answer now through the deferral. */
         struct http_res now_res = {0};
-        json_decref(w->answer);
+        free(w->answer);
         http_res_header(&now_res, "Retry-After", "1");
         if (rc == CORE_EOVERLOAD)
             http_res_problem(&now_res, HTTP_PROBLEM_TOO_MANY,
@@ -212,10 +325,12 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
                              "ingest is stopping; retry shortly");
         http_deferred_finish(w->deferred, &now_res);
         free(w);
+        w = NULL; /* freed once, here (out: frees w too) */
         goto out; /* the messages are still ours to free */
     }
     ok = 0; /* the pipeline owns the messages */
     w = NULL;
+    body = NULL; /* released once the answer is sent (ingest_done) */
     goto out;
 fail:
     http_res_error(res, rc);
@@ -226,7 +341,7 @@ out:
         pipeline_msg_fini(&msgs[i]);
     free(msgs);
     free(w);
-    json_decref(ids);
+    free(cuts);
     json_decref(errors);
     json_decref(body);
 }
@@ -405,8 +520,8 @@ static void latest_handler(struct http_req *req, struct http_res *res,
                   json_pack("{s:s, s:o}", "deviceId", id, "metrics", metrics));
 }
 
-static const struct api_op op_ingest = {API_OP_CUSTOM, NULL, "TelemetryMessage",
-                                        "IngestAccepted", 202, NULL};
+const struct api_op api__op_ingest = {API_OP_CUSTOM, NULL, "TelemetryMessage",
+                                      "IngestAccepted", 202, NULL};
 static const char *const query_params[] = {"metricKey", "startTime", "endTime",
                                            "limit", "aggregation", NULL};
 static const struct api_op op_query = {API_OP_CUSTOM, NULL, NULL,
@@ -418,7 +533,7 @@ int api__telemetry_routes(struct http_router *r)
 {
     const struct http_route routes[] = {
         {HTTP_POST, "/api/v1/telemetry/ingest", ingest_handler,
-         API_ACCESS_DEVICE, &op_ingest,
+         API_ACCESS_DEVICE, &api__op_ingest,
          "Ingest one message or an array of up to 1000; 202 once durable",
          "telemetry"},
         {HTTP_GET, "/api/v1/telemetry/device/:deviceId", query_handler,

@@ -27,9 +27,11 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cli_command commands[] = {
     {"serve", cli_serve_main, "API, ingest and every pipeline stage in one process"},
-    {"api", cli_api_main, "HTTP API only (same as serve until the pipeline exists)"},
+    {"api", cli_api_main, "HTTP API and ingest; with an external --bus, no stages"},
+    {"worker", cli_worker_main, "pipeline stages consuming from an external bus: --bus URL --stages LIST"},
     {"migrate", cli_migrate_main, "apply the store's migrations and exit"},
     {"org", cli_org_main, "manage organisations: org create NAME --admin-email E --admin-password P"},
+    {"retention", cli_retention_main, "delete raw messages and points past their age: --raw-days N --points-days N"},
     {"routes", cli_routes_main, "print every HTTP route (METHOD PATH)"},
     {"sim", cli_sim_main, "device simulator and load generator over HTTP"},
 #ifdef ARGUS_HAVE_JSONPATH

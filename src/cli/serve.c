@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "bus.h"
 #include "cli.h"
 #include "core.h"
 #include "db.h"
@@ -16,6 +17,13 @@
 
 struct serve_opts {
     const char *store;
+    const char *bus;
+    int64_t bus_partitions;
+    int64_t bus_capacity;
+    int64_t bus_lease;
+    int64_t bus_ack_wait;
+    const char *stages;
+    int64_t metrics_port;
     const char *host;
     int64_t port;
     const char *web_dir;
@@ -43,6 +51,20 @@ struct serve_opts {
 static const struct core_option serve_options[] = {
     OPT("store", CORE_OPT_STRING, store, "sqlite:./var/argus.db", 0, 0,
         "store URL: sqlite:PATH or postgres://user@host:port/db"),
+    OPT("bus", CORE_OPT_STRING, bus, "mem", 0, 0,
+        "message bus: mem (in-process), redis://host:port or nats://host:port"),
+    OPT("bus-partitions", CORE_OPT_INT, bus_partitions, "16", 1, 1024,
+        "partitions per stream (the same in every process of a deployment)"),
+    OPT("bus-capacity", CORE_OPT_INT, bus_capacity, "100000", 100, 100000000,
+        "unprocessed messages per partition; beyond it ingest answers 503"),
+    OPT("bus-lease", CORE_OPT_INT, bus_lease, "10000", 300, 600000,
+        "milliseconds after which a crashed worker's partitions move"),
+    OPT("bus-ack-wait", CORE_OPT_INT, bus_ack_wait, "30000", 100, 3600000,
+        "NATS: milliseconds before a crashed worker's messages are redelivered"),
+    OPT("stages", CORE_OPT_STRING, stages, "all", 0, 0,
+        "worker: stages to run (archive, normalize, device-writer, or all)"),
+    OPT("metrics-port", CORE_OPT_INT, metrics_port, "0", 0, 65535,
+        "worker: serve /healthz, /readyz and /metrics on this port (0 = none)"),
     OPT("host", CORE_OPT_STRING, host, "127.0.0.1", 0, 0,
         "address to listen on (0.0.0.0 for every interface)"),
     OPT("port", CORE_OPT_INT, port, "8080", 0, 65535, "TCP port (0 picks a free one)"),
@@ -128,6 +150,14 @@ static const char *store_kind(const char *url)
     return strncmp(url, "sqlite:", 7) == 0 ? "sqlite" : "postgres";
 }
 
+static const char *bus_scheme(const char *url)
+{
+    return strncmp(url, "redis:", 6) == 0  ? "redis"
+           : strncmp(url, "nats:", 5) == 0 ? "nats"
+           : strcmp(url, "mem") == 0       ? "mem"
+                                           : "unknown";
+}
+
 static int open_store(const struct serve_opts *o, struct db **db)
 {
     struct db_options dbo = {
@@ -155,6 +185,78 @@ static int open_store(const struct serve_opts *o, struct db **db)
     return CORE_OK;
 }
 
+static bool bus_external(const struct serve_opts *o)
+{
+    return strcmp(o->bus, "mem") != 0;
+}
+
+static int open_bus(const struct serve_opts *o, struct bus **bus)
+{
+    struct bus_config bc;
+    bus_config_init(&bc);
+    bc.url = o->bus;
+    bc.partitions = (uint32_t)o->bus_partitions;
+    bc.capacity = (uint64_t)o->bus_capacity;
+    bc.lease_ms = (uint32_t)o->bus_lease;
+    bc.ack_wait_ms = (uint32_t)o->bus_ack_wait;
+    int rc = bus_open(&bc, bus);
+    if (rc)
+        fprintf(stderr, "argus: cannot open the bus %s: %s\n",
+                rc == CORE_EINVAL ? o->bus : bus_scheme(o->bus),
+                core_strerror(rc));
+    return rc;
+}
+
+/* The stages this process runs with an external bus: --stages for serve
+ * and worker, none for api. */
+static int stages_of(const char *cmd, const struct serve_opts *o,
+                     unsigned *mask)
+{
+    char err[160];
+    if (strcmp(cmd, "api") == 0) {
+        *mask = 0;
+        return 0;
+    }
+    if (pipeline_stages_parse(o->stages, mask, err, sizeof err) != CORE_OK) {
+        fprintf(stderr, "argus %s: --stages: %s\n", cmd, err);
+        return 2;
+    }
+    if (!bus_external(o) && *mask != PIPELINE_STAGE_ALL) {
+        fprintf(stderr, "argus %s: --stages needs an external --bus (redis:// "
+                        "or nats://); with the in-process bus every stage "
+                        "runs here\n",
+                cmd);
+        return 2;
+    }
+    return 0;
+}
+
+static int start_workers(const struct serve_opts *o, unsigned mask,
+                         struct bus *bus, struct db *db, struct tsdb *tsdb,
+                         struct pipeline_workers **out)
+{
+    struct pipeline_workers_config wc = {
+        .bus = bus,
+        .db = db,
+        .tsdb = tsdb,
+        .stages = mask,
+        .batch_max = (size_t)o->batch_max,
+        .offline_after_ms = o->offline_after * 1000,
+        .limits = {.max_future_ms = o->max_clock_skew * 1000 + 1},
+    };
+    int rc = pipeline_workers_start(&wc, out);
+    if (rc)
+        fprintf(stderr, "argus: cannot start the stages: %s\n",
+                core_strerror(rc));
+    return rc;
+}
+
+int cli_open_store(const char *url, struct db **db)
+{
+    struct serve_opts o = {.store = url};
+    return open_store(&o, db);
+}
+
 static int serve(const char *cmd, int argc, char **argv)
 {
     struct serve_opts o;
@@ -165,6 +267,9 @@ static int serve(const char *cmd, int argc, char **argv)
         fprintf(stderr, "argus %s: unexpected argument '%s'\n", cmd, argv[next]);
         return 2;
     }
+    unsigned stages;
+    if ((rc = stages_of(cmd, &o, &stages)))
+        return rc;
 
     /* Signals are taken by sigwait below, so every thread started from
      * here on inherits the blocked mask. */
@@ -178,6 +283,8 @@ static int serve(const char *cmd, int argc, char **argv)
     struct db *db = NULL;
     struct tsdb *tsdb = NULL;
     struct pipeline *pipeline = NULL;
+    struct bus *bus = NULL;
+    struct pipeline_workers *workers = NULL;
     struct api *api = NULL;
     struct http_router *router = NULL;
     struct http_server *srv = NULL;
@@ -188,10 +295,13 @@ static int serve(const char *cmd, int argc, char **argv)
         fprintf(stderr, "argus: seeding the demo failed: %s\n", core_strerror(rc));
         goto out;
     }
+    if (bus_external(&o) && open_bus(&o, &bus))
+        goto out;
     struct pipeline_config pcfg = {
         .queue_capacity = (size_t)o.ingest_queue,
         .batch_max = (size_t)o.batch_max,
         .offline_after_ms = o.offline_after * 1000,
+        .bus = bus,
     };
     if ((rc = tsdb_create(db, &tsdb)) ||
         (rc = pipeline_create(db, tsdb, &pcfg, &pipeline))) {
@@ -199,6 +309,8 @@ static int serve(const char *cmd, int argc, char **argv)
                 core_strerror(rc));
         goto out;
     }
+    if (bus && stages && start_workers(&o, stages, bus, db, tsdb, &workers))
+        goto out;
     struct api_config acfg = {.jwt_secret = o.jwt_secret,
                               .token_ttl_s = o.token_ttl,
                               .version = ARGUS_VERSION,
@@ -232,8 +344,9 @@ static int serve(const char *cmd, int argc, char **argv)
         goto out;
     }
     api_set_ready(api, true);
-    core_log_info("argus", "msg=\"listening\" url=http://%s:%u store=%s",
-                  o.host, http_server_port(srv), store_kind(o.store));
+    core_log_info("argus", "msg=\"listening\" url=http://%s:%u store=%s bus=%s",
+                  o.host, http_server_port(srv), store_kind(o.store),
+                  bus_scheme(o.bus));
 
     int sig;
     sigwait(&sigs, &sig);
@@ -246,7 +359,9 @@ out:
     http_server_quiesce(srv);
     pipeline_stop(pipeline);
     http_server_stop(srv);
+    pipeline_workers_stop(workers);
     pipeline_destroy(pipeline);
+    bus_close(bus);
     tsdb_destroy(tsdb);
     api_destroy(api);
     http_router_destroy(router);
@@ -265,6 +380,95 @@ int cli_serve_main(int argc, char **argv)
 int cli_api_main(int argc, char **argv)
 {
     return serve("api", argc, argv);
+}
+
+/* argus worker: the named stages, consuming from an external bus. */
+int cli_worker_main(int argc, char **argv)
+{
+    struct serve_opts o;
+    int next, rc = parse("worker", argc, argv, &o, &next);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    if (next < argc) {
+        fprintf(stderr, "argus worker: unexpected argument '%s'\n", argv[next]);
+        return 2;
+    }
+    if (!bus_external(&o)) {
+        fprintf(stderr, "argus worker: needs --bus redis://host:port or "
+                        "nats://host:port (with the in-process bus, argus "
+                        "serve runs every stage)\n");
+        return 2;
+    }
+    unsigned stages;
+    if ((rc = stages_of("worker", &o, &stages)))
+        return rc;
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct db *db = NULL;
+    struct tsdb *tsdb = NULL;
+    struct bus *bus = NULL;
+    struct pipeline_workers *workers = NULL;
+    struct api *api = NULL;
+    struct http_router *router = NULL;
+    struct http_server *srv = NULL;
+    int exit_code = 1;
+    if (open_store(&o, &db) || open_bus(&o, &bus))
+        goto out;
+    if ((rc = tsdb_create(db, &tsdb))) {
+        fprintf(stderr, "argus: %s\n", core_strerror(rc));
+        goto out;
+    }
+    if (start_workers(&o, stages, bus, db, tsdb, &workers))
+        goto out;
+    if (o.metrics_port) {
+        struct api_config acfg = {.jwt_secret = o.jwt_secret,
+                                  .version = ARGUS_VERSION};
+        struct http_server_config hcfg = {
+            .listen_addr = o.host,
+            .port = (uint16_t)o.metrics_port,
+            .threads = 1,
+            .connection_limit = 64,
+            .connection_memory = (size_t)o.connection_memory,
+            .max_body = 1024,
+            .log_requests = false,
+            .auth = api_authenticate,
+            .auth_release = api_auth_release,
+        };
+        if (api_create(&acfg, db, &api) || http_router_create(&router) ||
+            api_system_routes_register(api, router) ||
+            (hcfg.router = router, hcfg.ctx = api,
+             http_server_start(&hcfg, &srv))) {
+            fprintf(stderr, "argus: cannot serve metrics on %s:%lld\n", o.host,
+                    (long long)o.metrics_port);
+            goto out;
+        }
+        api_set_ready(api, true);
+    }
+    core_log_info("argus", "msg=\"working\" stages=%s store=%s bus=%s%s%s",
+                  o.stages, store_kind(o.store), bus_scheme(o.bus),
+                  srv ? " metrics=" : "", srv ? "on" : "");
+    int sig;
+    sigwait(&sigs, &sig);
+    core_log_info("argus", "msg=\"stopping\" signal=%d", sig);
+    api_set_ready(api, false);
+    exit_code = 0;
+out:
+    http_server_stop(srv);
+    pipeline_workers_stop(workers);
+    api_destroy(api);
+    http_router_destroy(router);
+    bus_close(bus);
+    tsdb_destroy(tsdb);
+    db_close(db);
+    core_metrics_reset();
+    if (exit_code == 0)
+        core_log_info("argus", "msg=\"stopped\"");
+    return exit_code;
 }
 
 int cli_migrate_main(int argc, char **argv)

@@ -194,7 +194,7 @@ static int api_json(struct sim *s, struct conn *c, const char *method,
 {
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
-    char auth[2048] = "";
+    char auth[2048 + 32] = ""; /* a token of up to 2048 bytes, and the name */
     if (token)
         snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
     const char *resp;

@@ -64,6 +64,12 @@ struct http_res {
     struct http_kv headers[8]; /* values owned (freed by the server) */
     int nheaders;
     char *file_path; /* when set, the server sends this file instead */
+    /* Called once with release_arg on a server thread when the answer has
+     * been sent (or the client went away): lets a deferred answer's owner
+     * free what the request kept alive there rather than on the thread
+     * that finished it. May be NULL. */
+    void (*release)(void *arg);
+    void *release_arg;
 };
 
 /* Returns the path parameter / query argument / request header, or NULL. */
@@ -89,6 +95,10 @@ void http_deferred_finish(struct http_deferred *d, struct http_res *res);
 /* Sends v as the JSON body (takes ownership of v, which may be NULL on an
  * earlier allocation failure: then 500). */
 void http_res_json(struct http_res *res, int status, json_t *v);
+/* Sends body (len bytes, malloc'ed; taken over) as it is, with the given
+ * Content-Type (a static string). */
+void http_res_body(struct http_res *res, int status, char *body, size_t len,
+                   const char *type);
 /* Sets a response header; the value is copied. */
 void http_res_header(struct http_res *res, const char *name,
                      const char *value);

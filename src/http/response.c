@@ -67,6 +67,16 @@ static void res_body(struct http_res *res, int status, char *body,
     res->content_type = type;
 }
 
+void http_res_body(struct http_res *res, int status, char *body, size_t len,
+                   const char *type)
+{
+    free(res->body);
+    res->status = status;
+    res->body = body;
+    res->body_len = body ? len : 0;
+    res->content_type = type;
+}
+
 void http_res_header(struct http_res *res, const char *name,
                      const char *value)
 {

@@ -177,6 +177,9 @@ out:
 
 static void res_free(struct http_res *res)
 {
+    if (res->release)
+        res->release(res->release_arg);
+    res->release = NULL;
     free(res->body);
     free(res->file_path);
     for (int i = 0; i < res->nheaders; i++)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus.h"
 #include "core.h"
 #include "db.h"
 #include "tsdb.h"
@@ -73,6 +74,13 @@ struct pipeline_config {
     size_t queue_capacity; /* messages waiting; beyond it submit refuses */
     size_t batch_max;      /* messages per transaction; default 1000 */
     int64_t offline_after_ms; /* online → offline after this silence */
+    /* NULL: the fused embedded writer stores submissions itself. Set: the
+     * writer publishes them to PIPELINE_STREAM_RAW and "durable" means the
+     * bus has them; the stages (pipeline_workers_start) do the rest. */
+    struct bus *bus;
+    /* Leave the raw store out of pipeline_store_sync (for the
+     * device-writer stage, whose messages the archive stage stores). */
+    bool no_archive;
 };
 
 struct pipeline;
@@ -127,6 +135,58 @@ int pipeline_replay(struct pipeline *p, const struct pipeline_limits *lim,
                     const char *org_id, const char *device_id,
                     int64_t from_ms, int64_t to_ms, size_t limit,
                     size_t *replayed, size_t *dead, bool *more);
+
+/* ------------------------------------------------------ distributed stages
+ * With a bus (Redis Streams or NATS JetStream), ingest publishes accepted
+ * messages to telemetry.raw.v1 and the stages run as consumer groups, in
+ * `argus serve` or in any number of `argus worker` processes:
+ *
+ *   archive        telemetry.raw.v1        → raw store
+ *   normalize      telemetry.raw.v1        → telemetry.normalized.v1 (or DLQ)
+ *   device-writer  telemetry.normalized.v1 → points, rollups, last_seen_at
+ *
+ * Every stream is partitioned by device id. Delivery is at least once and
+ * every effect is idempotent (raw by id, points by series and time), so a
+ * worker killed at any moment loses and duplicates nothing.
+ */
+#define PIPELINE_STREAM_RAW "telemetry.raw.v1"
+#define PIPELINE_STREAM_NORMALIZED "telemetry.normalized.v1"
+
+enum pipeline_stage {
+    PIPELINE_STAGE_ARCHIVE = 1u << 0,
+    PIPELINE_STAGE_NORMALIZE = 1u << 1,
+    PIPELINE_STAGE_DEVICE_WRITER = 1u << 2,
+    PIPELINE_STAGE_ALL = (1u << 3) - 1,
+};
+
+/* Parses a comma-separated list of stage names ("archive,normalize") or
+ * "all" into a mask. CORE_EINVAL with a message in err otherwise. */
+int pipeline_stages_parse(const char *list, unsigned *mask, char *err,
+                          size_t err_len);
+
+/* Declares every stage's consumer group on its stream, so that nothing
+ * published before a stage's first worker starts is missed. Publishers and
+ * workers call it at start (it is idempotent). */
+int pipeline_declare_groups(struct bus *bus);
+
+struct pipeline_workers_config {
+    struct bus *bus;
+    struct db *db;
+    struct tsdb *tsdb;
+    unsigned stages;         /* mask of enum pipeline_stage */
+    size_t batch_max;        /* messages per consume and transaction; 1000 */
+    int64_t offline_after_ms;
+    struct pipeline_limits limits; /* normalize's; 0 = defaults */
+};
+
+struct pipeline_workers;
+
+/* Starts one consumer thread per stage in cfg->stages. */
+int pipeline_workers_start(const struct pipeline_workers_config *cfg,
+                           struct pipeline_workers **out);
+/* Finishes the batch each stage is on, acknowledges it, releases the
+ * partitions and frees. Accepts NULL. */
+void pipeline_workers_stop(struct pipeline_workers *w);
 
 /* The store the pipeline writes to (for its own modules). */
 struct db *pipeline__db(struct pipeline *p);

@@ -97,6 +97,14 @@ int tsdb_points_retention(struct tsdb *t, struct db_conn *c,
 int tsdb_points_write(struct tsdb *t, struct db_conn *c,
                       const struct tsdb_point *pts, size_t n, size_t *written);
 
+/* SQLite keeps the rollup contributions of recent writes in a small log
+ * and folds them into the rollup tables about twice a second, as a write
+ * goes by (queries add what is not folded yet, so they are exact either
+ * way). This folds now, atomically, inside the caller's transaction if one
+ * is open on the write connection c. A no-op on PostgreSQL. For tests and
+ * for tidying up before a shutdown or a backup. */
+int tsdb_rollups_flush(struct tsdb *t, struct db_conn *c);
+
 /* db_commit, then the series created in the transaction join the shared
  * cache; on failure (the transaction was rolled back) they are forgotten.
  * Returns what db_commit returned. */
@@ -133,7 +141,8 @@ typedef int (*tsdb_row_cb)(const struct tsdb_row *row, void *ctx);
 
 /* Calls cb for each row, newest first (then by metric); a non-zero return
  * from cb stops the query and is returned. Rollup queries read the rollup
- * tables only, never the points. Any connection may be used. */
+ * tables (and, on SQLite, the deltas not folded into them yet), never the
+ * points. Any connection may be used. */
 int tsdb_query(struct tsdb *t, struct db_conn *c, const struct tsdb_query *q,
                tsdb_row_cb cb, void *ctx);
 /* The latest point of each metric of an entity (count = 1), by metric. */

@@ -47,6 +47,7 @@ enum tsdb__stmt {
     TSDB_SQL_SERIES_GET,
     TSDB_SQL_SERIES_ADD,
     TSDB_SQL_RAW_INSERT,
+    TSDB_SQL_RAW_INSERT_MANY, /* SQLite: TSDB_RAW_MANY rows per statement */
     TSDB_SQL_RAW_GATE_OPEN,
     TSDB_SQL_RAW_DELETE,
     TSDB_SQL_RAW_GATE_CLOSE,
@@ -55,6 +56,7 @@ enum tsdb__stmt {
     TSDB_SQL_POINT_GET,
     TSDB_SQL_POINT_UPDATE,
     TSDB_SQL_POINTS_BULK,
+    TSDB_SQL_POINTS_CHANGED, /* PostgreSQL: stored points a batch changes */
     TSDB_SQL_ROLLUP_5M,
     TSDB_SQL_ROLLUP_1H,
     TSDB_SQL_ROLLUP_1D,
@@ -73,6 +75,9 @@ enum tsdb__stmt {
     TSDB_SQL_QUERY_1D,
     TSDB_SQL_QUERY_1D_METRIC,
     TSDB_SQL_LATEST,
+    TSDB_SQL_LOG_INSERT, /* deferred rollups (SQLite) */
+    TSDB_SQL_LOG_READ,
+    TSDB_SQL_LOG_DELETE,
     TSDB_SQL_COUNT
 };
 
@@ -104,7 +109,7 @@ struct tsdb__item {
  * was already validated and looked up. Messages repeat the same device and
  * metric names across a batch; this skips building, checking and hashing
  * the key for them. */
-#define TSDB_MEMO 64
+#define TSDB_MEMO 128 /* even: pairs of slots */
 struct tsdb__memo {
     const char *org, *entity_id, *metric;
     int entity;
@@ -123,6 +128,10 @@ struct tsdb__conn {
     struct tsdb__memo memo[TSDB_MEMO];
     struct tsdb__item *items;
     size_t items_cap;
+    /* Deferred rollups: rows this connection logged since its last fold,
+     * and when the first of them was. */
+    size_t log_rows;
+    int64_t log_since_ms;
     struct core_buf arrays[6]; /* PostgreSQL array literals */
 };
 
@@ -142,6 +151,9 @@ struct tsdb__backend {
      * the caller. */
     int (*points_apply)(struct tsdb__conn *tc, struct tsdb__item *items,
                         size_t n);
+    /* Folds rollup deltas kept aside by points_apply into the rollup
+     * tables, atomically. NULL when the backend keeps none. */
+    int (*rollup_fold)(struct tsdb__conn *tc);
 };
 
 extern const struct tsdb__backend tsdb__sqlite;
@@ -150,6 +162,10 @@ extern const struct tsdb__backend tsdb__postgres;
 /* The statement id of c, prepared on first use and reset; logs failures. */
 int tsdb__stmt(struct tsdb__conn *tc, enum tsdb__stmt id,
                struct db_stmt **out);
+/* Copies a UUID lower-cased into out; false (out undefined) unless in is
+ * one (36 characters, hex digits and dashes in place). */
+bool tsdb__uuid_lower(char out[CORE_UUID_STR_LEN], const char *in);
+
 /* Steps a statement that returns no rows (or whose rows are ignored). */
 int tsdb__run(struct tsdb__conn *tc, struct db_stmt *s);
 

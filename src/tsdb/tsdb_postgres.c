@@ -31,14 +31,11 @@
     "last = CASE WHEN EXCLUDED.last_ts >= r.last_ts THEN EXCLUDED.last "     \
     "ELSE r.last END, last_ts = GREATEST(r.last_ts, EXCLUDED.last_ts)"
 
-/* Returns ('n', series, ms) for each new point and ('c', series, ms) for
- * each stored point whose value differs (the lookup reads the table as it
- * was before this statement, so new points are not among them). The
- * lookup is a LATERAL ... LIMIT 1 so that it stays one index probe per
- * input row: as a plain join the planner hashes the whole table. */
+/* Inserts a batch and folds the new points into the three rollups;
+ * returns (series, ms) of each new point. */
 #define POINTS_BULK                                                          \
     "WITH input AS (SELECT u.series_id, to_timestamp(u.ms / 1000.0) AS ts, " \
-    "u.ms, u.value, u.value_text FROM unnest(?::int8[], ?::int8[], "         \
+    "u.value, u.value_text FROM unnest(?::int8[], ?::int8[], "               \
     "?::float8[], ?::text[]) AS u(series_id, ms, value, value_text)), "      \
     "ins AS (INSERT INTO ts_points (series_id, ts, value, value_text) "      \
     "SELECT series_id, ts, value, value_text FROM input "                    \
@@ -47,11 +44,19 @@
     "r5 AS (" ROLLUP_CTE("ts_rollup_5m", "5 minutes") "), "                  \
     "r1h AS (" ROLLUP_CTE("ts_rollup_1h", "1 hour") "), "                    \
     "r1d AS (" ROLLUP_CTE("ts_rollup_1d", "1 day") ") "                      \
-    "SELECT 'n', series_id, " TS_OUT("ts") " FROM ins UNION ALL "            \
-    "SELECT 'c', i.series_id, i.ms FROM input i CROSS JOIN LATERAL "        \
-    "(SELECT p.value, p.value_text FROM ts_points p WHERE p.series_id = "    \
-    "i.series_id AND p.ts = i.ts LIMIT 1) p "                                \
-    "WHERE p.value IS DISTINCT FROM i.value "                                \
+    "SELECT series_id, " TS_OUT("ts") " FROM ins"
+
+/* Only when some points of a batch were there already: (series, ms) of
+ * each stored point whose value differs from the batch's (the new points
+ * now hold the batch's values, so they are not among them). The lookup is
+ * a LATERAL ... LIMIT 1 so that it stays one index probe per input row: as
+ * a plain join the planner hashes the whole table. */
+#define POINTS_CHANGED                                                       \
+    "SELECT i.series_id, i.ms FROM unnest(?::int8[], ?::int8[], "            \
+    "?::float8[], ?::text[]) AS i(series_id, ms, value, value_text) "        \
+    "CROSS JOIN LATERAL (SELECT p.value, p.value_text FROM ts_points p "     \
+    "WHERE p.series_id = i.series_id AND p.ts = to_timestamp(i.ms / 1000.0) "\
+    "LIMIT 1) p WHERE p.value IS DISTINCT FROM i.value "                     \
     "OR p.value_text IS DISTINCT FROM i.value_text"
 
 #define RECOMPUTE(table, width)                                              \
@@ -122,6 +127,7 @@ static const char *const sql[TSDB_SQL_COUNT] = {
                               "value_text = ? WHERE series_id = ? AND ts = "
                               TS_IN,
     [TSDB_SQL_POINTS_BULK] = POINTS_BULK,
+    [TSDB_SQL_POINTS_CHANGED] = POINTS_CHANGED,
     [TSDB_SQL_RECOMPUTE_DEL_5M] = "DELETE FROM ts_rollup_5m WHERE series_id "
                                   "= ? AND bucket = " TS_IN,
     [TSDB_SQL_RECOMPUTE_DEL_1H] = "DELETE FROM ts_rollup_1h WHERE series_id "
@@ -289,25 +295,37 @@ static int pg_points_apply(struct tsdb__conn *tc, struct tsdb__item *items,
         }
     }
     int rc = arr_close(a, 4);
+    /* The common case, every point new, is one statement; a batch that
+     * meets stored points (a replay, a redelivery) asks which changed. */
+    size_t fresh = 0, changed = 0;
     struct db_stmt *s = NULL;
-    if (rc == CORE_OK)
-        rc = tsdb__stmt(tc, TSDB_SQL_POINTS_BULK, &s);
-    for (int k = 0; k < 4 && rc == CORE_OK; k++)
-        rc = db_bind_text(s, k + 1, a[k].data);
-    size_t changed = 0;
-    for (bool row = true; rc == CORE_OK;) {
-        rc = db_step(s, &row);
-        if (rc != CORE_OK || !row)
+    for (int pass = 0; pass < 2 && rc == CORE_OK; pass++) {
+        if (pass == 1 && fresh == n)
             break;
-        const char *kind = db_col_text(s, 0);
-        struct tsdb__item *it =
-            item_find(items, n, db_col_int64(s, 1), db_col_int64(s, 2));
-        if (!it || !kind) {
-            rc = CORE_EINTERNAL;
-            break;
+        if (pass == 1)
+            db_reset(s);
+        rc = tsdb__stmt(tc, pass ? TSDB_SQL_POINTS_CHANGED : TSDB_SQL_POINTS_BULK,
+                        &s);
+        for (int k = 0; k < 4 && rc == CORE_OK; k++)
+            rc = db_bind_text(s, k + 1, a[k].data);
+        for (bool row = true; rc == CORE_OK;) {
+            rc = db_step(s, &row);
+            if (rc != CORE_OK || !row)
+                break;
+            struct tsdb__item *it =
+                item_find(items, n, db_col_int64(s, 0), db_col_int64(s, 1));
+            if (!it) {
+                rc = CORE_EINTERNAL;
+                break;
+            }
+            if (pass == 0) {
+                it->fate = TSDB_FATE_NEW;
+                fresh++;
+            } else if (it->fate != TSDB_FATE_NEW) {
+                it->fate = TSDB_FATE_CHANGED;
+                changed++;
+            }
         }
-        it->fate = kind[0] == 'n' ? TSDB_FATE_NEW : TSDB_FATE_CHANGED;
-        changed += it->fate == TSDB_FATE_CHANGED;
     }
     if (rc != CORE_OK)
         return rc;

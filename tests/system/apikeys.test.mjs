@@ -58,9 +58,13 @@ test(`[${STORE_KIND}] rotate replaces a key, revoke ends it`, async () => {
   assert.equal((await argus.req('GET', '/api/v1/auth/device', { apiKey: r.json.key })).status, 200);
   assert.ok(isProblem(await call('POST', `/api/v1/devices/${device.id}/api-keys/${c.json.id}/rotate`), 404), 'a revoked key cannot be rotated');
 
+  // Ingest caches verified keys for a second; revoking ends that at once.
+  const ingest = (key) => argus.req('POST', '/api/v1/telemetry/ingest', { apiKey: key, body: { deviceId: device.id, metrics: { x: 1 } } });
+  assert.equal((await ingest(r.json.key)).status, 202);
   const d = await call('DELETE', `/api/v1/devices/${device.id}/api-keys/${r.json.id}`);
   assert.equal(d.status, 204);
   assert.ok(isProblem(await argus.req('GET', '/api/v1/auth/device', { apiKey: r.json.key }), 401));
+  assert.ok(isProblem(await ingest(r.json.key), 401), 'a revoked key stops ingest at once');
   assert.ok(isProblem(await call('DELETE', `/api/v1/devices/${device.id}/api-keys/${r.json.id}`), 404));
   const l = await call('GET', `/api/v1/devices/${device.id}/api-keys`);
   const rev = l.json.data.find((x) => x.id === r.json.id);
@@ -74,6 +78,9 @@ test(`[${STORE_KIND}] keys of a deleted device stop working`, async () => {
   const dev = (await call('POST', '/api/v1/devices', { name: 'gone', deviceTypeId: dt.json.id })).json;
   const k = (await call('POST', `/api/v1/devices/${dev.id}/api-keys`, {})).json.key;
   assert.equal((await argus.req('GET', '/api/v1/auth/device', { apiKey: k })).status, 200);
+  const ingest = () => argus.req('POST', '/api/v1/telemetry/ingest', { apiKey: k, body: { deviceId: dev.id, metrics: { x: 1 } } });
+  assert.equal((await ingest()).status, 202);
   assert.equal((await call('DELETE', `/api/v1/devices/${dev.id}`)).status, 204);
   assert.ok(isProblem(await argus.req('GET', '/api/v1/auth/device', { apiKey: k }), 401));
+  assert.ok(isProblem(await ingest(), 401), "a deleted device's key stops ingest at once");
 });

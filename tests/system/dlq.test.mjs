@@ -3,7 +3,7 @@
 // can be listed, inspected, replayed and deleted — nothing vanishes.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startArgus, isProblem, STORE_KIND } from './lib/harness.mjs';
+import { startArgus, isProblem, KIND } from './lib/harness.mjs';
 
 let argus, org, dt;
 const call = (m, p, b) => argus.req(m, p, { token: org.token, body: b });
@@ -27,10 +27,11 @@ async function device(name) {
 
 const window = () => ({ startTime: new Date(Date.now() - 3600_000).toISOString(), endTime: new Date(Date.now() + 60_000).toISOString() });
 
-test(`[${STORE_KIND}] replaying raw telemetry changes nothing that was right`, async () => {
+test(`[${KIND}] replaying raw telemetry changes nothing that was right`, async () => {
   const d = await device('steady');
   const batch = Array.from({ length: 50 }, (_, i) => ({ deviceId: d.id, metrics: { v: i, w: i * 2 }, timestamp: T0 + i * 60_000 }));
   assert.equal((await argus.req('POST', '/api/v1/telemetry/ingest', { apiKey: d.key, body: batch })).status, 202);
+  await argus.settle();
   const q = `/api/v1/telemetry/device/${d.id}?metricKey=v&startTime=2026-03-01T00:00:00Z&endTime=2026-03-02T00:00:00Z&limit=10000`;
   const before = (await call('GET', q)).json.data;
   const beforeAgg = (await call('GET', `${q}&aggregation=1hour`)).json.data;
@@ -43,12 +44,13 @@ test(`[${STORE_KIND}] replaying raw telemetry changes nothing that was right`, a
   assert.deepEqual(capped.json, { replayed: 10, deadLettered: 0, more: true });
 });
 
-test(`[${STORE_KIND}] messages that fail on replay go to the DLQ, and can be inspected, replayed, deleted`, async () => {
+test(`[${KIND}] messages that fail on replay go to the DLQ, and can be inspected, replayed, deleted`, async () => {
   const d = await device('doomed');
   for (let i = 0; i < 3; i++) {
     const r = await argus.req('POST', '/api/v1/telemetry/ingest', { apiKey: d.key, body: { deviceId: d.id, metrics: { x: i }, timestamp: T0 + i } });
     assert.equal(r.status, 202);
   }
+  await argus.settle();
   assert.equal((await call('DELETE', `/api/v1/devices/${d.id}`)).status, 204);
   const r = await call('POST', '/api/v1/telemetry/replay', { ...window(), deviceId: d.id });
   assert.deepEqual(r.json, { replayed: 0, deadLettered: 3, more: false });
@@ -84,7 +86,7 @@ test(`[${STORE_KIND}] messages that fail on replay go to the DLQ, and can be ins
   assert.equal((await call('GET', `/api/v1/dlq?deviceId=${d.id}`)).json.pagination.total, 2);
 });
 
-test(`[${STORE_KIND}] replay and DLQ input is checked`, async () => {
+test(`[${KIND}] replay and DLQ input is checked`, async () => {
   for (const body of [{}, { startTime: 'x', endTime: 'y' }, { ...window(), limit: 0 }, { ...window(), deviceId: 'nope' },
     { ...window(), extra: 1 }, { startTime: '2026-02-01T00:00:00Z', endTime: '2026-01-01T00:00:00Z' }]) {
     assert.ok(isProblem(await call('POST', '/api/v1/telemetry/replay', body), 400), JSON.stringify(body));

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startArgus, isProblem, STORE_KIND } from './lib/harness.mjs';
+import { startArgus, isProblem, KIND } from './lib/harness.mjs';
 
 let argus, org, dev, gw, child, other, key, gwKey, otherKey;
 const T0 = Date.parse('2026-01-05T10:00:00Z');
@@ -34,11 +34,12 @@ after(async () => {
 const ingest = (body, apiKey = key, headers) => argus.req('POST', '/api/v1/telemetry/ingest', { apiKey, body, headers });
 const query = (id, qs = '') => argus.req('GET', `/api/v1/telemetry/device/${id}${qs}`, { token: org.token });
 
-test(`[${STORE_KIND}] one message: 202 with its id, then queryable`, async () => {
+test(`[${KIND}] one message: 202 with its id, then queryable`, async () => {
   const r = await ingest({ deviceId: dev.id, metrics: { temp: 21.5, door: true, mode: 'eco' }, timestamp: '2026-01-05T09:00:00Z' });
   assert.equal(r.status, 202, r.text);
   assert.match(r.json.id, /^[0-9a-f-]{36}$/);
   assert.equal(r.json.accepted, 1);
+  await argus.settle();
   const q = await query(dev.id, '?startTime=2026-01-05T00:00:00Z&endTime=2026-01-06T00:00:00Z');
   assert.equal(q.status, 200, q.text);
   const byMetric = Object.fromEntries(q.json.data.map((p) => [p.metric, p]));
@@ -52,7 +53,7 @@ test(`[${STORE_KIND}] one message: 202 with its id, then queryable`, async () =>
   assert.match(d.json.lastSeenAt, /Z$/);
 });
 
-test(`[${STORE_KIND}] batches: every point stored once, rollups equal a recomputation`, async () => {
+test(`[${KIND}] batches: every point stored once, rollups equal a recomputation`, async () => {
   const model = [];
   for (let b = 0; b < 3; b++) {
     const batch = [];
@@ -69,6 +70,7 @@ test(`[${STORE_KIND}] batches: every point stored once, rollups equal a recomput
     assert.equal(r.json.accepted, 100);
     assert.equal(new Set(r.json.ids).size, 100);
   }
+  await argus.settle();
   const range = `startTime=${new Date(T0).toISOString()}&endTime=${new Date(T0 + 4 * 3600_000).toISOString()}`;
   const raw = await query(dev.id, `?${range}&metricKey=m3&limit=10000`);
   const m3 = model.filter((p) => p.metric === 'm3');
@@ -105,7 +107,7 @@ test(`[${STORE_KIND}] batches: every point stored once, rollups equal a recomput
   assert.equal(latest.json.metrics.m0.timestamp, new Date(newest.ts).toISOString());
 });
 
-test(`[${STORE_KIND}] a gateway's key writes for the devices behind it, no other`, async () => {
+test(`[${KIND}] a gateway's key writes for the devices behind it, no other`, async () => {
   const ok = await ingest([{ deviceId: child.id, metrics: { rssi: -70 } }, { deviceId: gw.id, metrics: { up: 1 } }], gwKey);
   assert.equal(ok.status, 202, ok.text);
   const notBehind = await ingest({ deviceId: dev.id, metrics: { x: 1 } }, gwKey);
@@ -114,12 +116,13 @@ test(`[${STORE_KIND}] a gateway's key writes for the devices behind it, no other
   assert.ok(isProblem(others, 403), "another device's key");
   const unknown = await ingest({ deviceId: '00000000-0000-7000-8000-000000000000', metrics: { x: 1 } });
   assert.ok(isProblem(unknown, 404));
+  await argus.settle();
   const c = await query(child.id);
   assert.equal(c.json.data.length, 1);
   assert.equal(c.json.data[0].value, -70);
 });
 
-test(`[${STORE_KIND}] bad input gets a clear 4xx and nothing else is lost`, async () => {
+test(`[${KIND}] bad input gets a clear 4xx and nothing else is lost`, async () => {
   const before = (await query(other.id, '?limit=10000')).json.data.length;
   const good = (x) => ({ deviceId: other.id, metrics: { x } });
   const cases = [
@@ -157,14 +160,16 @@ test(`[${STORE_KIND}] bad input gets a clear 4xx and nothing else is lost`, asyn
   assert.ok(isProblem(await argus.req('POST', '/api/v1/telemetry/ingest', { token: org.token, body: good(1) }), 401), 'a user token is not a device key');
   assert.ok(isProblem(await ingest(good(1), otherKey, { 'content-type': 'text/plain' }), 415));
 
+  await argus.settle();
   const after = (await query(other.id, '?limit=10000')).json.data.length;
   assert.equal(after, before, 'nothing from the refused requests was stored');
   const r = await ingest(good(7), otherKey);
   assert.equal(r.status, 202, 'the device can still send');
+  await argus.settle();
   assert.equal((await query(other.id, '?limit=10000')).json.data.length, before + 1);
 });
 
-test(`[${STORE_KIND}] query parameters are checked`, async () => {
+test(`[${KIND}] query parameters are checked`, async () => {
   for (const qs of ['?aggregation=2min', '?limit=0', '?limit=10001', '?startTime=yesterday',
     '?startTime=2026-01-02T00:00:00Z&endTime=2026-01-01T00:00:00Z', '?metricKey=', '?colour=red']) {
     const r = await query(dev.id, qs);
@@ -174,7 +179,7 @@ test(`[${STORE_KIND}] query parameters are checked`, async () => {
   assert.ok(isProblem(await query('00000000-0000-7000-8000-000000000000'), 404));
 });
 
-test(`[${STORE_KIND}] clients that hang up while their answer is pending lose nothing`, async () => {
+test(`[${KIND}] clients that hang up while their answer is pending lose nothing`, async () => {
   const u = new URL(argus.base);
   const before = (await query(dev.id, '?metricKey=gone&limit=10000')).json.data.length;
   const n = 40;

@@ -22,6 +22,10 @@
 #include <unistd.h>
 
 #include "core.h"
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 #include "db.h"
 #include "db_internal.h"
 #include "pg_fixture.h"
@@ -1003,6 +1007,59 @@ static const struct db_migration test_migrations[] = {
                   "INSERT INTO no_such_table VALUES (1);"},
 };
 
+/* SQLite: a WAL past the checkpoint threshold reaches the database file
+ * with no further commit (the driver's checkpointer thread copies it, the
+ * writer's automatic checkpoint being off), and the data reads back.
+ * PostgreSQL has nothing to check. */
+static void test_background_checkpoint(void **state)
+{
+    struct backend *b = *state;
+    if (b->dialect != DB_SQLITE)
+        return;
+    char url[640], path[512];
+    snprintf(path, sizeof path, "%s/ckpt.db", b->dir);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    struct db_options o = {.pool_size = 1, .busy_timeout_ms = 5000};
+    struct db *db = NULL;
+    assert_int_equal(db_open(url, &o, &db), CORE_OK);
+    struct db_conn *c = NULL;
+    assert_int_equal(db_conn_acquire(db, true, &c), CORE_OK);
+    exec_ok(c, "CREATE TABLE big (b BLOB)");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    off_t before = st.st_size;
+    /* About 10,500 pages of 4 KiB in one commit: past the point where the
+     * checkpointer is woken (10,000), short of where the writer would
+     * checkpoint itself (14,000). */
+    assert_int_equal(db_begin(c), CORE_OK);
+    for (int i = 0; i < 10; i++)
+        exec_ok(c, "INSERT INTO big VALUES (zeroblob(4300000))");
+    assert_int_equal(db_commit(c), CORE_OK);
+    db_conn_release(c);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        assert_int_equal(stat(path, &st), 0);
+        if (st.st_size > before + 40000000)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 10)
+            fail_msg("the database file stayed at %lld bytes",
+                     (long long)st.st_size);
+        usleep(10000);
+    }
+    assert_int_equal(db_conn_acquire(db, false, &c), CORE_OK);
+    struct db_stmt *s = prepare_ok(c, "SELECT count(*), sum(length(b)) FROM big");
+    bool row = false;
+    assert_int_equal(db_step(s, &row), CORE_OK);
+    assert_true(row);
+    assert_int_equal(db_col_int64(s, 0), 10);
+    assert_int_equal(db_col_int64(s, 1), 43000000);
+    db_finalize(s);
+    db_conn_release(c);
+    db_close(db);
+}
+
 static void test_migrate_list(void **state)
 {
     struct backend *b = *state;
@@ -1259,6 +1316,7 @@ int main(void)
         cmocka_unit_test(test_lock_timeout_is_busy),
         cmocka_unit_test(test_reader_cannot_write),
         cmocka_unit_test(test_readers_beside_writer),
+        cmocka_unit_test(test_background_checkpoint),
         cmocka_unit_test(test_migrate_list),
         cmocka_unit_test(test_migrate_concurrently),
         cmocka_unit_test(test_migrate_embedded),

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pipeline.h"
+#include "pipeline_internal.h"
 
 #define DEV "0190a4c2-9f1e-7abc-8def-0123456789ab"
 #define NOW 1795435200000LL /* 2026-11-23T12:00:00Z */
@@ -133,6 +134,94 @@ static void test_limits(void **state)
     json_decref(doc);
 }
 
+/* The envelope carries the message between stages: what goes in comes
+ * out, whatever the body holds; anything else is refused with a reason. */
+static void test_envelope_round_trip(void **state)
+{
+    (void)state;
+    struct pipeline_msg m = {.raw_id = "0190A4C2-0000-7000-8000-000000000001",
+                             .org_id = "0190a4c2-0000-7000-8000-000000000002",
+                             .device_id = DEV,
+                             .received_ms = NOW,
+                             .transport = "http"};
+    const char body[] = "{\"a\":\"line\\nbreak\"}\nsecond line argus1 raw";
+    struct core_buf b;
+    core_buf_init(&b);
+    pipeline__env_encode(&b, PIPELINE_ENV_NORM, &m, body, sizeof body - 1);
+    struct pipeline_env e;
+    char reason[128];
+    assert_int_equal(pipeline__env_decode(b.data, b.len, &e, reason, sizeof reason),
+                     CORE_OK);
+    assert_int_equal(e.kind, PIPELINE_ENV_NORM);
+    assert_string_equal(e.raw_id, "0190a4c2-0000-7000-8000-000000000001");
+    assert_string_equal(e.org_id, m.org_id);
+    assert_string_equal(e.device_id, DEV);
+    assert_int_equal(e.received_ms, NOW);
+    assert_string_equal(e.transport, "http");
+    assert_int_equal(e.body_len, sizeof body - 1);
+    assert_memory_equal(e.body, body, sizeof body - 1);
+    /* An empty body is still an envelope. */
+    core_buf_reset(&b);
+    pipeline__env_encode(&b, PIPELINE_ENV_RAW, &m, "", 0);
+    assert_int_equal(pipeline__env_decode(b.data, b.len, &e, reason, sizeof reason),
+                     CORE_OK);
+    assert_int_equal(e.body_len, 0);
+    core_buf_fini(&b);
+}
+
+static void test_envelope_refusals(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "argus1",
+        "{\"deviceId\":1}",
+        "argus1 raw\n{}",
+        "argus2 raw 0190a4c2-0000-7000-8000-000000000001 "
+        "0190a4c2-0000-7000-8000-000000000002 " DEV " 1 http\n{}",
+        "argus1 blob 0190a4c2-0000-7000-8000-000000000001 "
+        "0190a4c2-0000-7000-8000-000000000002 " DEV " 1 http\n{}",
+        "argus1 raw not-a-uuid 0190a4c2-0000-7000-8000-000000000002 " DEV
+        " 1 http\n{}",
+        "argus1 raw 0190a4c2-0000-7000-8000-000000000001 "
+        "0190a4c2-0000-7000-8000-000000000002 " DEV " 1x http\n{}",
+        "argus1 raw 0190a4c2-0000-7000-8000-000000000001 "
+        "0190a4c2-0000-7000-8000-000000000002 " DEV " 1 pigeon\n{}",
+        "argus1 raw 0190a4c2-0000-7000-8000-000000000001 "
+        "0190a4c2-0000-7000-8000-000000000002 " DEV " 1 http",
+        "argus1 raw 0190a4c2-0000-7000-8000-000000000001 "
+        "0190a4c2-0000-7000-8000-000000000002 " DEV " 99999999999999999999 http\n{}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct pipeline_env e;
+        char reason[128] = "";
+        assert_int_equal(pipeline__env_decode(bad[i], strlen(bad[i]), &e, reason,
+                                              sizeof reason),
+                         CORE_EINVAL);
+        assert_true(reason[0] != '\0');
+    }
+}
+
+static void test_stage_names(void **state)
+{
+    (void)state;
+    unsigned mask;
+    char err[160];
+    assert_int_equal(pipeline_stages_parse("archive,device-writer", &mask, err,
+                                           sizeof err),
+                     CORE_OK);
+    assert_int_equal(mask, PIPELINE_STAGE_ARCHIVE | PIPELINE_STAGE_DEVICE_WRITER);
+    assert_int_equal(pipeline_stages_parse("all", &mask, err, sizeof err), CORE_OK);
+    assert_int_equal(mask, PIPELINE_STAGE_ALL);
+    assert_int_equal(pipeline_stages_parse("normalize,,archive", &mask, err,
+                                           sizeof err),
+                     CORE_EINVAL);
+    assert_int_equal(pipeline_stages_parse("archiver", &mask, err, sizeof err),
+                     CORE_EINVAL);
+    assert_non_null(strstr(err, "archiver"));
+    assert_int_equal(pipeline_stages_parse("", &mask, err, sizeof err), CORE_EINVAL);
+}
+
 int main(void)
 {
     pipeline_limits_default(&lim);
@@ -141,6 +230,9 @@ int main(void)
         cmocka_unit_test(test_epoch_units_and_default_time),
         cmocka_unit_test(test_rejects_with_reasons),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_envelope_round_trip),
+        cmocka_unit_test(test_envelope_refusals),
+        cmocka_unit_test(test_stage_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Ingest throughput and end-to-end latency with an external bus: argus serve
+# --bus redis:// or nats:// (ingest publishes, the archive, normalize and
+# device-writer stages consume, all in one process), a private PostgreSQL,
+# Redis and NATS on loopback, and argus sim on the same 2 cores.
+#
+# accepted/s  what the simulator got 202 for (durable in the bus);
+# persisted/s device-writer commits, from the start of the load to the
+#             moment the pipeline has drained;
+# e2e p50..   receipt by ingest → points committed, from the server's
+#             argus_pipeline_e2e_seconds histogram (bucket-interpolated).
+#   bench/ingest_bus.sh   DURATION=10 ROUNDS=3 STORES="postgres" BUSES="redis nats"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${ARGUS_BIN:-$ROOT/build/argus}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+STORES=${STORES:-postgres}
+BUSES=${BUSES:-redis nats}
+WORK=$(mktemp -d /tmp/argus-ingest-bus.XXXXXX)
+PGDIR=$(mktemp -d /tmp/argus-pg.XXXXXX)
+PID="" BUSPID=""
+cleanup() {
+  [ -n "$PID" ] && kill "$PID" 2>/dev/null
+  [ -n "$BUSPID" ] && kill "$BUSPID" 2>/dev/null
+  wait 2>/dev/null || true
+  "$ROOT/scripts/pg-test.sh" stop "$PGDIR" >/dev/null 2>&1 || true
+  rm -rf "$WORK" "$PGDIR"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not open" >&2; exit 1; }
+
+start_bus() { # kind → BUS_URL
+  rm -rf "$WORK/bus"; mkdir -p "$WORK/bus"
+  local port; port=$(free_port)
+  if [ "$1" = redis ]; then
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/bus" --appendonly yes \
+      --appendfsync everysec --save '' >"$WORK/bus.log" 2>&1 &
+  else
+    echo 'max_payload: 4194304' >"$WORK/nats.conf"
+    nats-server -js -a 127.0.0.1 -p "$port" -sd "$WORK/bus" -c "$WORK/nats.conf" >"$WORK/bus.log" 2>&1 &
+  fi
+  BUSPID=$!
+  wait_port "$port"
+  BUS_URL="$1://127.0.0.1:$port"
+}
+stop_bus() { kill "$BUSPID"; wait "$BUSPID" 2>/dev/null || true; BUSPID=""; }
+
+PG_URL=""
+case " $STORES " in *" postgres "*) PG_URL=$("$ROOT/scripts/pg-test.sh" start "$PGDIR") ;; esac
+store_url() { # kind → a fresh store URL
+  if [ "$1" = sqlite ]; then rm -f "$WORK"/bench.db*; echo "sqlite:$WORK/bench.db"; return; fi
+  psql -X -q "$PG_URL" -c 'DROP DATABASE IF EXISTS bench WITH (FORCE)' -c 'CREATE DATABASE bench' >/dev/null
+  echo "${PG_URL%/*}/bench"
+}
+
+start() { # store-url
+  "$BIN" serve --demo --store "$1" --bus "$BUS_URL" --port 0 --log-requests=false \
+    --web-dir "$WORK" 2>"$WORK/log" &
+  PID=$!
+  for _ in $(seq 200); do
+    URL=$(grep -o 'url=http://[^ ]*' "$WORK/log" | head -1 | cut -d= -f2) || true
+    [ -n "${URL:-}" ] && return 0
+    sleep 0.1
+  done
+  cat "$WORK/log"; exit 1
+}
+stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
+written() { metric 'argus_stage_messages_total{stage="device-writer",result="ok"}'; }
+rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# q1 q2 q3 of the e2e histogram, from /metrics on stdin.
+e2e_quantiles() {
+  python3 -c '
+import sys, re
+b = []
+for line in sys.stdin:
+    m = re.match(r"argus_pipeline_e2e_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    if m: b.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+b.sort()
+total = b[-1][1] if b else 0
+def q(p):
+    if not total: return float("nan")
+    want, lo, below = p * total, 0.0, 0.0
+    for le, c in b:
+        if c >= want:
+            if le == float("inf"): return lo * 1000
+            return (lo + (le - lo) * (want - below) / max(c - below, 1)) * 1000
+        lo, below = le, c
+print(q(0.5), q(0.95), q(0.99))'
+}
+
+command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
+
+scenario() { # store bus label sim-args...
+  local store=$1 bus=$2 label=$3; shift 3
+  local acc=() per=() p50=() p95=() p99=() ack99=()
+  for _ in $(seq "$ROUNDS"); do
+    start_bus "$bus"
+    start "$(store_url "$store")"
+    local t0; t0=$(date +%s.%N)
+    local out; out=$("$BIN" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
+    local want; want=$(echo "$out" | field 'd["acceptedMessages"]')
+    # Drained: every accepted message written (at most 120 s more).
+    for _ in $(seq 1200); do
+      [ "$(written | cut -d. -f1)" -ge "$want" ] 2>/dev/null && break
+      sleep 0.1
+    done
+    local t1; t1=$(date +%s.%N)
+    acc+=("$(echo "$out" | field 'd["acceptedPerSecond"]')")
+    per+=("$(python3 -c "print(round($(written) / ($t1 - $t0)))")")
+    read -r a b c < <(curl -s "$URL/metrics" | e2e_quantiles)
+    p50+=("$a"); p95+=("$b"); p99+=("$c")
+    ack99+=("$(echo "$out" | field 'd["latencyMs"]["p99"]')")
+    RSS=$(rss_mb)
+    stop
+    stop_bus
+  done
+  printf '%-44s %10.0f %11.0f %8.1f %8.1f %8.1f %9.1f %6s\n' "$store + $bus: $label" \
+    "$(printf '%s\n' "${acc[@]}" | median)" "$(printf '%s\n' "${per[@]}" | median)" \
+    "$(printf '%s\n' "${p50[@]}" | median)" "$(printf '%s\n' "${p95[@]}" | median)" \
+    "$(printf '%s\n' "${p99[@]}" | median)" "$(printf '%s\n' "${ack99[@]}" | median)" "$RSS"
+}
+
+printf 'argus ingest bench with an external bus (serve: ingest + stages in one process), %s s x %s rounds, medians; servers and load generator on the same 2 cores\n' "$DURATION" "$ROUNDS"
+printf '%-44s %10s %11s %8s %8s %8s %9s %6s\n' scenario 'accepted/s' 'persisted/s' 'e2e p50' 'e2e p95' 'e2e p99' 'ack p99' 'RSS MB'
+for store in $STORES; do
+  for bus in $BUSES; do
+    scenario "$store" "$bus" "batches of 100 x 5 metrics" --devices 100 --connections 4 --batch 100 --metrics 5
+    scenario "$store" "$bus" "steady 10,000 msgs/s, single" --devices 200 --connections 32 --batch 1 --metrics 5 --rate 10000
+  done
+done
