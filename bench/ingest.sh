@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Ingest throughput and latency, embedded (SQLite, in-process pipeline):
+# Ingest throughput and latency, embedded (SQLite, in-process pipeline), then
+# with PostgreSQL and Redis Streams / NATS JetStream (bench/ingest_bus.sh):
 # argus sim drives the real server over HTTP keep-alive on the same machine.
 # A 202 is sent only once a message is durable, so accepted = persisted; the
 # script checks that against the server's own counter.
@@ -73,3 +74,10 @@ printf '%-52s %12s %12s %8s %8s %8s %7s %8s %8s\n' scenario 'accepted/s' 'persis
 scenario "batches of 100 msgs x 5 metrics, flat out" --devices 100 --connections 4 --batch 100 --metrics 5
 scenario "single messages x 5 metrics, flat out" --devices 200 --connections 32 --batch 1 --metrics 5
 scenario "steady 10,000 msgs/s, single messages" --devices 200 --connections 32 --batch 1 --metrics 5 --rate 10000
+
+# The same with an external bus and PostgreSQL (BUSES=, STORES= to choose;
+# SKIP_BUS=1 for the embedded figures alone).
+if [ "${SKIP_BUS:-0}" != 1 ]; then
+  echo
+  ARGUS_BIN="$BIN" DURATION="$DURATION" ROUNDS="$ROUNDS" "$ROOT/bench/ingest_bus.sh"
+fi
