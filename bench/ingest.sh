@@ -16,24 +16,12 @@ PID=""
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-start() { # extra args...
-  rm -f "$WORK"/bench.db*
-  "$BIN" serve --demo --store "sqlite:$WORK/bench.db" --port 0 --log-requests=false \
-    --web-dir "$WORK" "$@" 2>"$WORK/log" &
-  PID=$!
-  for _ in $(seq 100); do
-    URL=$(grep -o 'url=http://[^ ]*' "$WORK/log" | head -1 | cut -d= -f2) || true
-    [ -n "${URL:-}" ] && return 0
-    sleep 0.1
-  done
-  cat "$WORK/log"; exit 1
-}
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+. "$ROOT/bench/lib.sh"
+start() { rm -f "$WORK"/bench.db*; start_argus --store "sqlite:$WORK/bench.db" "$@"; }
+stop() { stop_argus; }
 stored() { curl -s "$URL/metrics" | awk '/^argus_pipeline_messages_total\{result="stored"\}/ {print $2}'; }
-rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
+rss_mb() { rss_peak_mb "$PID"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; } # user + system
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 command -v curl >/dev/null || apt-get install -y -qq curl >/dev/null
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null

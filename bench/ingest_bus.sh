@@ -30,24 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not open" >&2; exit 1; }
-
-start_bus() { # kind → BUS_URL
-  rm -rf "$WORK/bus"; mkdir -p "$WORK/bus"
-  local port; port=$(free_port)
-  if [ "$1" = redis ]; then
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/bus" --appendonly yes \
-      --appendfsync everysec --save '' >"$WORK/bus.log" 2>&1 &
-  else
-    echo 'max_payload: 4194304' >"$WORK/nats.conf"
-    nats-server -js -a 127.0.0.1 -p "$port" -sd "$WORK/bus" -c "$WORK/nats.conf" >"$WORK/bus.log" 2>&1 &
-  fi
-  BUSPID=$!
-  wait_port "$port"
-  BUS_URL="$1://127.0.0.1:$port"
-}
-stop_bus() { kill "$BUSPID"; wait "$BUSPID" 2>/dev/null || true; BUSPID=""; }
+. "$ROOT/bench/lib.sh"
 
 PG_URL=""
 case " $STORES " in *" postgres "*) PG_URL=$("$ROOT/scripts/pg-test.sh" start "$PGDIR") ;; esac
@@ -57,23 +40,11 @@ store_url() { # kind → a fresh store URL
   echo "${PG_URL%/*}/bench"
 }
 
-start() { # store-url
-  "$BIN" serve --demo --store "$1" --bus "$BUS_URL" --port 0 --log-requests=false \
-    --web-dir "$WORK" 2>"$WORK/log" &
-  PID=$!
-  for _ in $(seq 200); do
-    URL=$(grep -o 'url=http://[^ ]*' "$WORK/log" | head -1 | cut -d= -f2) || true
-    [ -n "${URL:-}" ] && return 0
-    sleep 0.1
-  done
-  cat "$WORK/log"; exit 1
-}
-stop() { kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""; }
+start() { start_argus --store "$1" --bus "$BUS_URL"; }
+stop() { stop_argus; }
 metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 written() { metric 'argus_stage_messages_total{stage="device-writer",result="ok"}'; }
-rss_mb() { awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$PID/status"; }
-field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+rss_mb() { rss_peak_mb "$PID"; }
 # q1 q2 q3 of the e2e histogram, from /metrics on stdin.
 e2e_quantiles() {
   python3 -c '

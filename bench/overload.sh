@@ -25,37 +25,24 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || true
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rss() { awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$1/status" 2>/dev/null || echo 0; }
+. "$ROOT/bench/lib.sh"
 
 run() { # mode
   local mode=$1 extra=(--ingest-queue 20000)
-  rm -rf "$WORK"/bench.db* "$WORK/bus"; mkdir -p "$WORK/bus"
+  rm -f "$WORK"/bench.db*
   if [ "$mode" = redis ]; then
-    local port; port=$(free_port)
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/bus" --appendonly yes \
-      --appendfsync everysec --save '' >"$WORK/bus.log" 2>&1 &
-    BUSPID=$!
-    sleep 0.5
+    start_bus redis
     # A small bus capacity per partition, so that the bound shows within
     # the run: 16 partitions x 5,000 messages.
-    extra+=(--bus "redis://127.0.0.1:$port" --bus-capacity 5000)
+    extra+=(--bus "$BUS_URL" --bus-capacity 5000)
   fi
-  "$BIN" serve --demo --store "sqlite:$WORK/bench.db" --port 0 --log-requests=false \
-    --web-dir "$WORK" "${extra[@]}" 2>"$WORK/log" &
-  PID=$!
-  local url=""
-  for _ in $(seq 100); do
-    url=$(grep -o 'url=http://[^ ]*' "$WORK/log" | head -1 | cut -d= -f2) || true
-    [ -n "$url" ] && break
-    sleep 0.1
-  done
-  "$BIN" sim --url "$url" --devices 1000 --connections 1000 --batch 100 --metrics 5 \
+  start_argus --store "sqlite:$WORK/bench.db" "${extra[@]}"
+  "$BIN" sim --url "$URL" --devices 1000 --connections 1000 --batch 100 --metrics 5 \
     --duration "$DURATION" >"$WORK/sim.json" 2>/dev/null &
   local simpid=$! samples=() bus_samples=()
   while kill -0 "$simpid" 2>/dev/null; do
-    samples+=("$(rss "$PID")")
-    [ -n "$BUSPID" ] && bus_samples+=("$(rss "$BUSPID")")
+    samples+=("$(rss_now_mb "$PID")")
+    [ -n "$BUSPID" ] && bus_samples+=("$(rss_now_mb "$BUSPID")")
     sleep 1
   done
   wait "$simpid" || true
@@ -76,8 +63,8 @@ st = d["status"]
 print(f"{mode:<10} {d['acceptedPerSecond']:>10.0f} {st['202']:>8} {st['429']:>8} {st['5xx']:>8} {st['errors']:>7} "
       f"{first:>10} {last:>10} {peak:>9}   {busmem}")
 EOF
-  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
-  if [ -n "$BUSPID" ]; then kill "$BUSPID"; wait "$BUSPID" 2>/dev/null || true; BUSPID=""; fi
+  stop_argus
+  if [ -n "$BUSPID" ]; then stop_bus; fi
 }
 
 printf 'argus under overload: 1,000 connections x batches of 100 x 5 metrics, flat out, %s s; SQLite store; load generator on the same 2 cores\n' "$DURATION"

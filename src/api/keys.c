@@ -8,6 +8,7 @@
 #include "api_internal.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,24 +106,26 @@ static void key_cache_put(const struct api *api, const char *prefix,
     pthread_mutex_unlock(&key_cache_mu);
 }
 
-void api__key_cache_forget(const char *key_id)
+/* Forgets the entries whose id field at offset equals value. */
+static void key_cache_forget_by(size_t offset, const char *value)
 {
     pthread_mutex_lock(&key_cache_mu);
     for (size_t i = 0; i < KEY_CACHE_SLOTS; i++) {
-        if (key_cache[i].api && strcmp(key_cache[i].key_id, key_id) == 0)
+        if (key_cache[i].api &&
+            strcmp((const char *)&key_cache[i] + offset, value) == 0)
             memset(&key_cache[i], 0, sizeof key_cache[i]);
     }
     pthread_mutex_unlock(&key_cache_mu);
 }
 
+void api__key_cache_forget(const char *key_id)
+{
+    key_cache_forget_by(offsetof(struct key_cached, key_id), key_id);
+}
+
 void api__key_cache_forget_device(const char *device_id)
 {
-    pthread_mutex_lock(&key_cache_mu);
-    for (size_t i = 0; i < KEY_CACHE_SLOTS; i++) {
-        if (key_cache[i].api && strcmp(key_cache[i].device_id, device_id) == 0)
-            memset(&key_cache[i], 0, sizeof key_cache[i]);
-    }
-    pthread_mutex_unlock(&key_cache_mu);
+    key_cache_forget_by(offsetof(struct key_cached, device_id), device_id);
 }
 
 int api__key_verify(struct api *api, const char *key, bool cached,

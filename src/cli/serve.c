@@ -257,28 +257,45 @@ int cli_open_store(const char *url, struct db **db)
     return open_store(&o, db);
 }
 
-static int serve(const char *cmd, int argc, char **argv)
+/* What serve, api and worker do first: options (no positional argument),
+ * the stages to run, and SIGINT/SIGTERM blocked for sigwait, so that every
+ * thread started afterwards inherits the mask. Returns -1 to go on, or the
+ * exit code. */
+static int start_command(const char *cmd, int argc, char **argv,
+                         struct serve_opts *o, unsigned *stages,
+                         sigset_t *sigs)
 {
-    struct serve_opts o;
-    int next, rc = parse(cmd, argc, argv, &o, &next);
+    int next, rc = parse(cmd, argc, argv, o, &next);
     if (rc)
         return rc < 0 ? 0 : rc;
     if (next < argc) {
         fprintf(stderr, "argus %s: unexpected argument '%s'\n", cmd, argv[next]);
         return 2;
     }
-    unsigned stages;
-    if ((rc = stages_of(cmd, &o, &stages)))
+    if (strcmp(cmd, "worker") == 0 && !bus_external(o)) {
+        fprintf(stderr, "argus worker: needs --bus redis://host:port or "
+                        "nats://host:port (with the in-process bus, argus "
+                        "serve runs every stage)\n");
+        return 2;
+    }
+    if ((rc = stages_of(cmd, o, stages)))
         return rc;
-
-    /* Signals are taken by sigwait below, so every thread started from
-     * here on inherits the blocked mask. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    sigemptyset(sigs);
+    sigaddset(sigs, SIGINT);
+    sigaddset(sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    return -1;
+}
+
+static int serve(const char *cmd, int argc, char **argv)
+{
+    struct serve_opts o;
+    unsigned stages;
+    sigset_t sigs;
+    int rc = start_command(cmd, argc, argv, &o, &stages, &sigs);
+    if (rc >= 0)
+        return rc;
 
     struct db *db = NULL;
     struct tsdb *tsdb = NULL;
@@ -386,28 +403,11 @@ int cli_api_main(int argc, char **argv)
 int cli_worker_main(int argc, char **argv)
 {
     struct serve_opts o;
-    int next, rc = parse("worker", argc, argv, &o, &next);
-    if (rc)
-        return rc < 0 ? 0 : rc;
-    if (next < argc) {
-        fprintf(stderr, "argus worker: unexpected argument '%s'\n", argv[next]);
-        return 2;
-    }
-    if (!bus_external(&o)) {
-        fprintf(stderr, "argus worker: needs --bus redis://host:port or "
-                        "nats://host:port (with the in-process bus, argus "
-                        "serve runs every stage)\n");
-        return 2;
-    }
     unsigned stages;
-    if ((rc = stages_of("worker", &o, &stages)))
-        return rc;
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    int rc = start_command("worker", argc, argv, &o, &stages, &sigs);
+    if (rc >= 0)
+        return rc;
 
     struct db *db = NULL;
     struct tsdb *tsdb = NULL;
@@ -449,9 +449,9 @@ int cli_worker_main(int argc, char **argv)
         }
         api_set_ready(api, true);
     }
-    core_log_info("argus", "msg=\"working\" stages=%s store=%s bus=%s%s%s",
+    core_log_info("argus", "msg=\"working\" stages=%s store=%s bus=%s metrics_port=%lld",
                   o.stages, store_kind(o.store), bus_scheme(o.bus),
-                  srv ? " metrics=" : "", srv ? "on" : "");
+                  (long long)o.metrics_port);
     int sig;
     sigwait(&sigs, &sig);
     core_log_info("argus", "msg=\"stopping\" signal=%d", sig);

@@ -36,4 +36,10 @@ int pipeline__env_decode(const void *bytes, size_t len,
 /* The transport name as a static string, or NULL when unknown. */
 const char *pipeline__transport(const char *name, size_t len);
 
+/* The most ids one "IN (...)" statement takes, and the statement text:
+ * head followed by "(?, ?, ...)" with n placeholders, in sql. Returns
+ * CORE_ENOMEM when the buffer could not grow. */
+#define PIPELINE_IN_MAX 100
+int pipeline__sql_in(struct core_buf *sql, const char *head, size_t n);
+
 #endif

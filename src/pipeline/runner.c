@@ -142,7 +142,7 @@ static int points_add(struct points *pts, const struct pipeline_msg *m,
  * second of its stored last_seen_at is left as it is, so that a busy
  * device's row (and its page) is not rewritten by every commit.
  *
- * One statement serves up to TOUCH_CHUNK devices heard in the same second
+ * One statement serves up to PIPELINE_IN_MAX devices heard in the same second
  * (each set to the latest receive time of that second), so a batch from
  * many devices costs a few statements, not one per device: on PostgreSQL
  * each statement is a round trip. */
@@ -161,23 +161,29 @@ static int touch_cmp(const void *a, const void *b)
     return c ? c : (x->ms < y->ms ? -1 : x->ms > y->ms);
 }
 
-#define TOUCH_CHUNK 100
+int pipeline__sql_in(struct core_buf *sql, const char *head, size_t n)
+{
+    core_buf_reset(sql);
+    core_buf_puts(sql, head);
+    core_buf_puts(sql, " (?");
+    for (size_t i = 1; i < n; i++)
+        core_buf_puts(sql, ", ?");
+    core_buf_putc(sql, ')');
+    return sql->oom ? CORE_ENOMEM : CORE_OK;
+}
 
 static int touch_run(struct db_conn *c, struct core_buf *sql,
                      const struct touch *t, size_t n, int64_t ms)
 {
-    core_buf_reset(sql);
-    core_buf_puts(sql, "UPDATE devices SET last_seen_at = ?, status = CASE "
-                       "WHEN status = 'offline' THEN 'online' ELSE status END "
-                       "WHERE (last_seen_at IS NULL OR last_seen_at < ? OR "
-                       "status = 'offline') AND id IN (?");
-    for (size_t i = 1; i < n; i++)
-        core_buf_puts(sql, ", ?");
-    core_buf_putc(sql, ')');
-    if (sql->oom)
-        return CORE_ENOMEM;
     struct db_stmt *s;
-    int rc = db_prepare(c, sql->data, &s);
+    int rc = pipeline__sql_in(
+        sql,
+        "UPDATE devices SET last_seen_at = ?, status = CASE WHEN status = "
+        "'offline' THEN 'online' ELSE status END WHERE (last_seen_at IS NULL "
+        "OR last_seen_at < ? OR status = 'offline') AND id IN",
+        n);
+    if (rc == CORE_OK)
+        rc = db_prepare(c, sql->data, &s);
     if (rc)
         return rc;
     char iso[CORE_TIME_ISO_LEN], stale[CORE_TIME_ISO_LEN];
@@ -221,15 +227,14 @@ static int touch_devices(struct db_conn *c, struct submission *batch)
     int rc = CORE_OK;
     for (size_t i = 0; i < u && rc == CORE_OK;) {
         /* A run of one second, in chunks; all set to its latest time. */
-        size_t j = i, k;
+        size_t j = i;
         int64_t latest = t[i].ms;
-        while (j < u && t[j].ms / 1000 == t[i].ms / 1000 && j - i < TOUCH_CHUNK) {
+        while (j < u && t[j].ms / 1000 == t[i].ms / 1000 && j - i < PIPELINE_IN_MAX) {
             if (t[j].ms > latest)
                 latest = t[j].ms;
             j++;
         }
-        k = j - i;
-        rc = touch_run(c, &sql, &t[i], k, latest);
+        rc = touch_run(c, &sql, &t[i], j - i, latest);
         i = j;
     }
     core_buf_fini(&sql);

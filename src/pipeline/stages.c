@@ -288,8 +288,6 @@ static int id_cmp(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-#define ALIVE_CHUNK 100
-
 static int alive_load(struct db *db, const struct pipeline_env *envs,
                       size_t n, struct alive_set *set)
 {
@@ -313,20 +311,14 @@ static int alive_load(struct db *db, const struct pipeline_env *envs,
     int rc = u ? db_conn_acquire(db, false, &c) : CORE_OK;
     struct core_buf sql;
     core_buf_init(&sql);
-    for (size_t at = 0; at < u && rc == CORE_OK; at += ALIVE_CHUNK) {
-        size_t m = u - at < ALIVE_CHUNK ? u - at : ALIVE_CHUNK;
-        core_buf_reset(&sql);
-        core_buf_puts(&sql, "SELECT id, organization_id FROM devices WHERE "
-                            "deleted_at IS NULL AND id IN (?");
-        for (size_t i = 1; i < m; i++)
-            core_buf_puts(&sql, ", ?");
-        core_buf_putc(&sql, ')');
-        if (sql.oom) {
-            rc = CORE_ENOMEM;
-            break;
-        }
+    for (size_t at = 0; at < u && rc == CORE_OK; at += PIPELINE_IN_MAX) {
+        size_t m = u - at < PIPELINE_IN_MAX ? u - at : PIPELINE_IN_MAX;
         struct db_stmt *st;
-        rc = db_prepare(c, sql.data, &st);
+        rc = pipeline__sql_in(&sql, "SELECT id, organization_id FROM devices "
+                                    "WHERE deleted_at IS NULL AND id IN",
+                              m);
+        if (rc == CORE_OK)
+            rc = db_prepare(c, sql.data, &st);
         if (rc)
             break;
         for (size_t i = 0; i < m; i++)
@@ -540,6 +532,12 @@ static int stage_device_writer(struct stage *s, const struct bus_msg *msgs,
 
 /* ---------------------------------------------------------------- runner */
 
+/* Retry pauses: 100 ms, doubling up to 5 s. */
+static int64_t next_pause(int64_t pause)
+{
+    return pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 100;
+}
+
 static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -569,7 +567,7 @@ static void *stage_main(void *arg)
         int rc = bus_consumer_consume(s->consumer, msgs, w->cfg.batch_max,
                                       250, &n);
         if (rc) {
-            pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 100;
+            pause = next_pause(pause);
             core_log_warn("pipeline",
                           "msg=\"cannot consume; retrying\" stage=%s err=%s "
                           "retry_ms=%lld",
@@ -584,7 +582,7 @@ static void *stage_main(void *arg)
         pause = 0;
         while ((rc = s->process(s, msgs, n)) != CORE_OK) {
             core_metric_add(s->m_retries, 1);
-            pause = pause ? (pause * 2 > 5000 ? 5000 : pause * 2) : 100;
+            pause = next_pause(pause);
             core_log_error("pipeline",
                            "msg=\"batch failed; retrying\" stage=%s messages=%zu "
                            "err=%s retry_ms=%lld",

@@ -10,11 +10,11 @@
 //   reason, and everything else still flows.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Argus, BIN, BUS_KIND, ROOT, STORE_KIND, busArgs, freePort, freshStore, startBus } from './lib/harness.mjs';
+import { Argus, BIN, BUS_KIND, ROOT, STORE_KIND, busArgs, freePort, freshStore, runCli, startBus, storeSql } from './lib/harness.mjs';
 import { expectStored, runSim, sleep, waitAcked } from './lib/load.mjs';
 
 const BUS = BUS_KIND === 'mem' ? 'redis' : BUS_KIND;
@@ -44,14 +44,6 @@ async function stopWorker(w) {
   w.proc.kill('SIGTERM');
   const st = await w.exited;
   assert.equal(st.code, 0, `worker exit (under ASan: no leak)\n${w.log.split('\n').filter((l) => /Sanitizer|runtime error/.test(l)).join('\n')}`);
-}
-
-/** One value from the store, by SQL (a check the API does not offer). */
-function sql(query) {
-  if (STORE_KIND === 'sqlite') {
-    return execFileSync('sqlite3', [store.url.slice('sqlite:'.length), query], { encoding: 'utf8' }).trim();
-  }
-  return execFileSync('psql', ['-X', '-q', '-t', '-A', store.url, '-c', query], { encoding: 'utf8' }).trim();
 }
 
 before(async () => {
@@ -96,10 +88,10 @@ test(`${LABEL} kill -9 of a worker under load loses and duplicates nothing`, { t
   // without being recorded as acknowledged, hence >=.)
   await sleep(500);
   const orgId = org.id;
-  const [rawCount, distinct] = sql(`SELECT count(*) || ' ' || count(DISTINCT payload) FROM telemetry_raw WHERE organization_id = '${orgId}'`).split(' ').map(Number);
+  const [rawCount, distinct] = storeSql(store, `SELECT count(*) || ' ' || count(DISTINCT payload) FROM telemetry_raw WHERE organization_id = '${orgId}'`).split(' ').map(Number);
   assert.equal(rawCount, distinct, 'a raw message stored twice');
   assert.ok(rawCount >= total, `raw store has ${rawCount} of ${total} acknowledged messages`);
-  assert.equal(Number(sql(`SELECT count(*) FROM dlq WHERE organization_id = '${orgId}'`)), 0, 'nothing went to the DLQ');
+  assert.equal(Number(storeSql(store, `SELECT count(*) FROM dlq WHERE organization_id = '${orgId}'`)), 0, 'nothing went to the DLQ');
   await stopWorker(w2);
   await stopWorker(w3);
 });
@@ -153,7 +145,7 @@ test(`${LABEL} what a stage cannot process goes to the DLQ with its reason; the 
   }
   // Every accepted message is in the raw store, the dead ones included.
   for (;;) {
-    const n = Number(sql(`SELECT count(*) FROM telemetry_raw WHERE organization_id = '${org.id}'`));
+    const n = Number(storeSql(store, `SELECT count(*) FROM telemetry_raw WHERE organization_id = '${org.id}'`));
     if (n === 10) break;
     assert.ok(Date.now() < deadline, `raw store has ${n} of 10`);
     await sleep(100);
@@ -194,22 +186,16 @@ test(`${LABEL} every metric the alert rules and the dashboard use is exported`, 
 });
 
 test(`${LABEL} argus worker refuses bad options with a clear message`, async () => {
-  const run = (args) => new Promise((res) => {
-    const p = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => { err += d; });
-    p.on('close', (code) => res({ code, err }));
-  });
-  let r = await run(['worker', '--store', store.url]);
+  let r = await runCli(['worker', '--store', store.url]);
   assert.equal(r.code, 2);
-  assert.match(r.err, /needs --bus/);
-  r = await run(['worker', '--store', store.url, '--bus', bus.url, '--stages', 'archive,shred']);
+  assert.match(r.stderr, /needs --bus/);
+  r = await runCli(['worker', '--store', store.url, '--bus', bus.url, '--stages', 'archive,shred']);
   assert.equal(r.code, 2);
-  assert.match(r.err, /unknown stage 'shred'/);
-  r = await run(['serve', '--store', store.url, '--stages', 'archive']);
+  assert.match(r.stderr, /unknown stage 'shred'/);
+  r = await runCli(['serve', '--store', store.url, '--stages', 'archive']);
   assert.equal(r.code, 2);
-  assert.match(r.err, /needs an external --bus/);
-  r = await run(['worker', '--store', store.url, '--bus', 'kafka://127.0.0.1:1']);
+  assert.match(r.stderr, /needs an external --bus/);
+  r = await runCli(['worker', '--store', store.url, '--bus', 'kafka://127.0.0.1:1']);
   assert.equal(r.code, 1);
-  assert.match(r.err, /cannot open the bus/);
+  assert.match(r.stderr, /cannot open the bus/);
 });

@@ -4,8 +4,7 @@
 // cutoff are dropped as whole partitions.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { startArgus, KIND, STORE_KIND } from './lib/harness.mjs';
+import { startArgus, storeSql, KIND, STORE_KIND } from './lib/harness.mjs';
 
 let argus, org, dev, key;
 const call = async (m, p, b) => {
@@ -13,7 +12,7 @@ const call = async (m, p, b) => {
   assert.ok(r.status < 300, `${m} ${p}: ${r.status} ${r.text}`);
   return r.json;
 };
-const psql = (sql) => execFileSync('psql', ['-X', '-q', '-t', '-A', argus.store.url, '-c', sql], { encoding: 'utf8' }).trim();
+const psql = (sql) => storeSql(argus.store, sql);
 
 before(async () => {
   argus = await startArgus();

@@ -112,6 +112,15 @@ export function freshStore(dir) {
   };
 }
 
+/** One value from a store by SQL (for checks the API does not offer):
+ * the first column of the first row, as text. */
+export function storeSql(store, query) {
+  if (store.url.startsWith('sqlite:')) {
+    return execFileSync('sqlite3', [store.url.slice('sqlite:'.length), query], { encoding: 'utf8' }).trim();
+  }
+  return execFileSync('psql', ['-X', '-q', '-t', '-A', store.url, '-c', query], { encoding: 'utf8' }).trim();
+}
+
 /** Runs an argus CLI command to completion; returns {code, stdout, stderr}. */
 export function runCli(args, opts = {}) {
   return new Promise((res) => {
