@@ -462,6 +462,7 @@ static void query_handler(struct http_req *req, struct http_res *res, void *ctx)
     }
     struct tsdb_query q = {p->org_id, TSDB_DEVICE, id, metric, from, to, limit, agg};
     struct rows_ctx rc = {json_array(), agg != TSDB_AGG_NONE};
+    pipeline_sync(api->pipeline); /* the points of every message answered */
     int err = tsdb_query(api->tsdb, c, &q, row_cb, &rc);
     db_conn_release(c);
     if (err) {
@@ -508,6 +509,7 @@ static void latest_handler(struct http_req *req, struct http_res *res,
         return;
     }
     json_t *metrics = json_object();
+    pipeline_sync(api->pipeline);
     int err = tsdb_latest(api->tsdb, c, p->org_id, TSDB_DEVICE, id, latest_cb,
                           metrics);
     db_conn_release(c);

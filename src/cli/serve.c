@@ -319,6 +319,7 @@ static int serve(const char *cmd, int argc, char **argv)
         .batch_max = (size_t)o.batch_max,
         .offline_after_ms = o.offline_after * 1000,
         .bus = bus,
+        .limits = {.max_future_ms = o.max_clock_skew * 1000 + 1},
     };
     if ((rc = tsdb_create(db, &tsdb)) ||
         (rc = pipeline_create(db, tsdb, &pcfg, &pipeline))) {

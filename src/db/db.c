@@ -101,6 +101,13 @@ int db_exec(struct db_conn *c, const char *sql)
     return c && sql ? c->db->ops->exec(c, sql) : CORE_EINVAL;
 }
 
+int db_log_sync(struct db *db)
+{
+    if (!db)
+        return CORE_EINVAL;
+    return db->ops->log_sync ? db->ops->log_sync(db) : CORE_OK;
+}
+
 int db_prepare(struct db_conn *c, const char *sql, struct db_stmt **out)
 {
     if (!c || !sql || !out)

@@ -90,6 +90,13 @@ int db_rollback(struct db_conn *c);
  * Errors as db_step. */
 int db_exec(struct db_conn *c, const char *sql);
 
+/* SQLite: makes every transaction committed before the call durable
+ * (fdatasync of the write-ahead log), including those committed with
+ * PRAGMA synchronous=NORMAL, so that a writer can commit without waiting
+ * for the disk and have another thread wait instead. Safe to call from
+ * any thread. PostgreSQL: nothing to do (commits are durable). */
+int db_log_sync(struct db *db);
+
 /* Prepares sql ('?' placeholders). The statement is borrowed from the
  * connection until db_finalize. SQLite reports errors in the SQL here,
  * PostgreSQL at the first db_step. */

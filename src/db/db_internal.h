@@ -60,6 +60,8 @@ struct db_ops {
     bool (*in_transaction)(struct db_conn *c);
     int (*exec)(struct db_conn *c, const char *sql);
     const char *(*errmsg)(struct db_conn *c);
+    /* db_log_sync; NULL where commits are durable already. */
+    int (*log_sync)(struct db *db);
 
     int (*prepare)(struct db_conn *c, const char *sql, struct db_stmt **out);
     int (*bind)(struct db_stmt *s, int idx, const struct db_value *v);

@@ -21,12 +21,14 @@
 #include "core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Prepared statements are kept per connection and handed out again for
  * the same SQL text: preparing costs more than running most statements
@@ -78,6 +80,12 @@ struct sqlite_db {
     pthread_mutex_t ckpt_mu;
     pthread_cond_t ckpt_cv;
     bool ckpt_due, ckpt_stop;
+    /* db_log_sync: the WAL file, opened on first use (-1 before). The
+     * writer connection keeps the WAL in place for as long as the store is
+     * open (SQLite removes it when the last connection closes), so the
+     * descriptor stays the file's. */
+    pthread_mutex_t wal_mu;
+    int wal_fd;
 };
 
 enum stmt_state { ST_FRESH, ST_ROWS, ST_DONE, ST_FAILED };
@@ -358,6 +366,9 @@ static void sq_close(struct db *db)
     db__pool_fini(&d->readers);
     pthread_cond_destroy(&d->ckpt_cv);
     pthread_mutex_destroy(&d->ckpt_mu);
+    if (d->wal_fd >= 0)
+        close(d->wal_fd);
+    pthread_mutex_destroy(&d->wal_mu);
     free(d->conns);
     free(d->path);
     free(d);
@@ -381,6 +392,8 @@ static int sq_open(const char *url, const struct db_options *opts,
     d->base.opts = *opts;
     pthread_mutex_init(&d->ckpt_mu, NULL);
     pthread_cond_init(&d->ckpt_cv, NULL);
+    pthread_mutex_init(&d->wal_mu, NULL);
+    d->wal_fd = -1;
     int rc = CORE_ENOMEM;
     d->path = strdup(path);
     d->nconns = 1 + opts->pool_size;
@@ -680,6 +693,34 @@ static bool sq_col_bool(struct db_stmt *stmt, int i)
     }
 }
 
+static int sq_log_sync(struct db *db)
+{
+    struct sqlite_db *d = (struct sqlite_db *)db;
+    pthread_mutex_lock(&d->wal_mu);
+    if (d->wal_fd < 0) {
+        size_t len = strlen(d->path);
+        char *wal = malloc(len + 5);
+        if (wal) {
+            memcpy(wal, d->path, len);
+            memcpy(wal + len, "-wal", 5);
+            d->wal_fd = open(wal, O_RDONLY | O_CLOEXEC);
+            if (d->wal_fd < 0)
+                core_log_error("db", "msg=\"cannot open the WAL to sync it\" "
+                               "path=%s errno=%d", wal, errno);
+            free(wal);
+        }
+    }
+    int fd = d->wal_fd;
+    pthread_mutex_unlock(&d->wal_mu);
+    if (fd < 0)
+        return CORE_EIO;
+    if (fdatasync(fd) != 0) {
+        core_log_error("db", "msg=\"fdatasync of the WAL failed\" errno=%d", errno);
+        return CORE_EIO;
+    }
+    return CORE_OK;
+}
+
 static const char *const sqlite_prefixes[] = {"sqlite:", NULL};
 
 const struct db_ops db_sqlite_ops = {
@@ -696,6 +737,7 @@ const struct db_ops db_sqlite_ops = {
     .in_transaction = sq_in_transaction,
     .exec = sq_exec,
     .errmsg = sq_errmsg,
+    .log_sync = sq_log_sync,
     .prepare = sq_prepare,
     .bind = sq_bind,
     .step = sq_step,

@@ -81,6 +81,9 @@ struct pipeline_config {
     /* Leave the raw store out of pipeline_store_sync (for the
      * device-writer stage, whose messages the archive stage stores). */
     bool no_archive;
+    /* normalize's, for replaying what a crash left without points;
+     * 0 = defaults */
+    struct pipeline_limits limits;
 };
 
 struct pipeline;
@@ -193,6 +196,12 @@ struct db *pipeline__db(struct pipeline *p);
 
 /* Messages queued and not yet durable. */
 size_t pipeline_queued(struct pipeline *p);
+/* Returns once every message acknowledged before the call has its points
+ * committed (at most 10 s). Embedded SQLite acknowledges on the raw commit
+ * and writes points a moment later (runner.c, "Deferred points"); readers
+ * of points that must see a device's acknowledged messages call this
+ * first. Returns at once in every other mode, and for NULL. */
+void pipeline_sync(struct pipeline *p);
 /* Refuses new submissions (they get CORE_ESHUTDOWN), writes everything
  * queued and answers it, then stops the writer. Accepts NULL. */
 void pipeline_stop(struct pipeline *p);

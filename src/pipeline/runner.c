@@ -1,9 +1,24 @@
 /*
  * The embedded runner: one writer thread takes queued submissions in
- * batches and runs archive → normalize's points → device-writer in one
- * transaction per batch (group commit), then tells each submitter. The
- * queue is bounded; a full queue refuses new submissions at once, so
+ * batches (group commit) and tells each submitter once they are durable.
+ * The queue is bounded; a full queue refuses new submissions at once, so
  * memory stays bounded under overload and the sender is told to retry.
+ *
+ * Deferred points (SQLite, no bus): a batch's raw rows, the devices'
+ * last_seen_at and a pipeline_pending row (its organisation and receive
+ * times) are committed, and the submitters answered; the batch's points
+ * are written by a later transaction that covers every batch committed
+ * since, and deletes their pending rows. That transaction runs as soon as
+ * the queue is empty, so at moderate rates points follow at once; under
+ * load the batches pile up for up to DEFER_MS or DEFER_MAX messages, and
+ * one points transaction per many raw commits writes a leaf page per
+ * series once instead of once per commit. A crash in between loses
+ * nothing: at start the pending ranges are replayed from the raw store
+ * (idempotently: points are keyed by series and time). Readers that need
+ * their own writes call pipeline_sync() first.
+ *
+ * Otherwise (PostgreSQL, or any store with a bus for the stages) a batch
+ * is stored whole in one transaction, or published to the bus.
  */
 #include "pipeline_internal.h"
 
@@ -19,6 +34,22 @@ struct submission {
     void *ctx;
 };
 
+/* A submission committed to the raw store, to answer once durable. */
+struct ack {
+    pipeline_done_cb done;
+    void *ctx;
+    size_t n;
+};
+
+/* Deferred points: at most this long after the first waiting raw commit,
+ * or this many messages, and they are written even while submissions wait. */
+#define DEFER_MS 25
+#define DEFER_MAX 20000
+/* A points transaction that fails is retried after a pause; after this
+ * many failures in a row its messages are dropped from memory, and their
+ * pending rows stay for the replay at the next start. */
+#define DEFER_ATTEMPTS 5
+
 struct pipeline {
     struct db *db;
     struct tsdb *tsdb;
@@ -32,8 +63,29 @@ struct pipeline {
     bool joined;
     int64_t last_sweep_ms;
     int64_t last_partitions_ms;
+    /* Deferred points (see the top): the writer's, except that the counts
+     * and flush are read and set by pipeline_sync() under lock. */
+    bool defer;
+    struct submission *pend_head, *pend_tail; /* raw committed, FIFO */
+    size_t pend_n;                            /* their messages */
+    int64_t pend_lo, pend_hi;                 /* their pipeline_pending rows */
+    int64_t pend_since_ms;                    /* first one committed */
+    int64_t retry_at_ms;
+    unsigned failures;
+    uint64_t acked, written; /* messages answered / with points committed */
+    bool flush;              /* pipeline_sync() waits */
+    pthread_cond_t written_cv;
+    /* With deferred points the raw commits do not wait for the disk
+     * either: the syncer thread makes them durable (db_log_sync), many
+     * commits per fdatasync, and only then answers their submitters,
+     * while the writer goes on with the next batch. Under lock. */
+    struct ack *acks;
+    size_t nacks, acks_cap;
+    bool sync_stop;
+    pthread_cond_t sync_cv;
+    pthread_t syncer;
     struct core_metric_series *m_msgs, *m_failed, *m_points, *m_batch,
-        *m_commit, *m_queue, *m_dlq, *m_e2e;
+        *m_commit, *m_queue, *m_dlq, *m_e2e, *m_pending;
 };
 
 struct db *pipeline__db(struct pipeline *p)
@@ -242,18 +294,14 @@ static int touch_devices(struct db_conn *c, struct submission *batch)
     return rc;
 }
 
-/* Archive, points and device-writer for a list of submissions, inside the
- * caller's transaction on the writer connection. */
-static int store_in_tx(struct pipeline *p, struct db_conn *c,
-                       struct submission *batch, struct points *pts)
+/* The raw rows of a list of submissions, in the caller's transaction. */
+static int archive(struct pipeline *p, struct db_conn *c,
+                   struct submission *batch)
 {
     int rc = CORE_OK;
     struct tsdb_raw raws[64];
-    size_t prev_n = 0;
-    pts->n = 0;
     for (struct submission *b = batch; b && rc == CORE_OK; b = b->next) {
-        for (size_t i = 0; i < b->n && rc == CORE_OK && !p->cfg.no_archive;
-             i += 64) {
+        for (size_t i = 0; i < b->n && rc == CORE_OK; i += 64) {
             size_t k = b->n - i < 64 ? b->n - i : 64;
             for (size_t j = 0; j < k; j++) {
                 const struct pipeline_msg *m = &b->msgs[i + j];
@@ -263,6 +311,18 @@ static int store_in_tx(struct pipeline *p, struct db_conn *c,
             }
             rc = tsdb_raw_append(p->tsdb, c, raws, k);
         }
+    }
+    return rc;
+}
+
+/* The points of a list of submissions, in the caller's transaction. */
+static int write_points(struct pipeline *p, struct db_conn *c,
+                        struct submission *batch, struct points *pts)
+{
+    int rc = CORE_OK;
+    size_t prev_n = 0;
+    pts->n = 0;
+    for (struct submission *b = batch; b && rc == CORE_OK; b = b->next) {
         for (size_t i = 0; i < b->n && rc == CORE_OK; i++) {
             size_t before = pts->n;
             rc = points_add(pts, &b->msgs[i], prev_n);
@@ -271,9 +331,382 @@ static int store_in_tx(struct pipeline *p, struct db_conn *c,
     }
     if (rc == CORE_OK)
         rc = tsdb_points_write(p->tsdb, c, pts->v, pts->n, NULL);
+    return rc;
+}
+
+/* Archive, points and device-writer for a list of submissions, inside the
+ * caller's transaction on the writer connection. */
+static int store_in_tx(struct pipeline *p, struct db_conn *c,
+                       struct submission *batch, struct points *pts)
+{
+    int rc = p->cfg.no_archive ? CORE_OK : archive(p, c, batch);
+    if (rc == CORE_OK)
+        rc = write_points(p, c, batch, pts);
     if (rc == CORE_OK)
         rc = touch_devices(c, batch);
     return rc;
+}
+
+/* ------------------------------------------------------- deferred points */
+
+/* One pipeline_pending row per organisation of the batch, with the range
+ * of its messages' receive times; *lo and *hi get the first and last row
+ * numbers (ascending: the writer is alone). */
+struct org_range {
+    const char *org;
+    int64_t from, to;
+};
+
+static int pending_insert(struct db_conn *c, const struct org_range *r,
+                          size_t n, int64_t *lo, int64_t *hi)
+{
+    struct db_stmt *s;
+    int rc = db_prepare(c,
+                        "INSERT INTO pipeline_pending (organization_id, from_ms, "
+                        "to_ms) VALUES (?, ?, ?) RETURNING seq",
+                        &s);
+    for (size_t i = 0; i < n && rc == CORE_OK; i++) {
+        bool row = false;
+        db_reset(s);
+        rc = db_bind_text(s, 1, r[i].org);
+        if (rc == CORE_OK)
+            rc = db_bind_int64(s, 2, r[i].from);
+        if (rc == CORE_OK)
+            rc = db_bind_int64(s, 3, r[i].to);
+        if (rc == CORE_OK)
+            rc = db_step(s, &row);
+        if (rc == CORE_OK && !row)
+            rc = CORE_EINTERNAL;
+        if (rc == CORE_OK) {
+            *hi = db_col_int64(s, 0);
+            if (!*lo)
+                *lo = *hi;
+        }
+    }
+    if (s)
+        db_finalize(s);
+    return rc;
+}
+
+static int pending_add(struct db_conn *c, struct submission *batch,
+                       int64_t *lo, int64_t *hi)
+{
+    struct org_range r[8];
+    size_t n = 0;
+    int rc = CORE_OK;
+    *lo = *hi = 0;
+    for (struct submission *b = batch; b && rc == CORE_OK; b = b->next) {
+        for (size_t i = 0; i < b->n && rc == CORE_OK; i++) {
+            const struct pipeline_msg *m = &b->msgs[i];
+            size_t j = 0;
+            while (j < n && strcmp(r[j].org, m->org_id) != 0)
+                j++;
+            if (j == n && n == sizeof r / sizeof r[0]) {
+                rc = pending_insert(c, r, n, lo, hi);
+                j = n = 0;
+            }
+            if (j == n)
+                r[n++] = (struct org_range){m->org_id, m->received_ms,
+                                            m->received_ms};
+            if (m->received_ms < r[j].from)
+                r[j].from = m->received_ms;
+            if (m->received_ms > r[j].to)
+                r[j].to = m->received_ms;
+        }
+    }
+    if (rc == CORE_OK && n)
+        rc = pending_insert(c, r, n, lo, hi);
+    return rc;
+}
+
+/* Commits on the writer connection without waiting for the disk
+ * (synchronous=NORMAL), for the deferred-points writer: the syncer or the
+ * next durable commit makes them durable. The connection is shared with
+ * other writers, so it goes back to its own setting afterwards. */
+static bool lazy_commits(struct db_conn *c)
+{
+    struct db_stmt *s;
+    bool lazy = false;
+    if (db_prepare(c, "PRAGMA synchronous", &s) == CORE_OK) {
+        bool row;
+        lazy = db_step(s, &row) == CORE_OK && row && db_col_int64(s, 0) < 2;
+        db_finalize(s);
+    }
+    return lazy || db_exec(c, "PRAGMA synchronous=NORMAL") != CORE_OK;
+}
+
+static void durable_commits(struct db_conn *c, bool was_lazy)
+{
+    if (!was_lazy)
+        db_exec(c, "PRAGMA synchronous=FULL");
+}
+
+/* The acknowledging half: raw rows, last_seen_at, pending rows; durable
+ * once the syncer has synced the log. */
+static int store_raw(struct pipeline *p, struct submission *batch,
+                     int64_t *lo, int64_t *hi)
+{
+    struct db_conn *c;
+    int rc = db_conn_acquire(p->db, true, &c);
+    if (rc)
+        return rc;
+    bool was_lazy = lazy_commits(c);
+    rc = db_begin(c);
+    if (rc == CORE_OK)
+        rc = archive(p, c, batch);
+    if (rc == CORE_OK)
+        rc = touch_devices(c, batch);
+    if (rc == CORE_OK)
+        rc = pending_add(c, batch, lo, hi);
+    if (rc == CORE_OK)
+        rc = db_commit(c);
+    if (rc)
+        db_rollback(c);
+    durable_commits(c, was_lazy);
+    db_conn_release(c);
+    return rc;
+}
+
+/* The points of every pending submission, and their pending rows gone, in
+ * one transaction. Nobody waits for it to be durable: the next sync of the
+ * log covers it (the WAL is sequential); if the machine stops before that,
+ * the deletion of the pending rows is lost with the points, and the rows
+ * are replayed at the next start. */
+static int store_pending(struct pipeline *p, struct points *pts)
+{
+    struct db_conn *c;
+    int rc = db_conn_acquire(p->db, true, &c);
+    if (rc)
+        return rc;
+    struct db_stmt *s;
+    bool was_lazy = lazy_commits(c);
+    rc = db_begin(c);
+    if (rc == CORE_OK)
+        rc = write_points(p, c, p->pend_head, pts);
+    if (rc == CORE_OK && p->pend_hi &&
+        (rc = db_prepare(c, "DELETE FROM pipeline_pending WHERE seq BETWEEN ? "
+                            "AND ?", &s)) == CORE_OK) {
+        bool row;
+        rc = db_bind_int64(s, 1, p->pend_lo);
+        if (rc == CORE_OK)
+            rc = db_bind_int64(s, 2, p->pend_hi);
+        if (rc == CORE_OK)
+            rc = db_step(s, &row);
+        db_finalize(s);
+    }
+    if (rc == CORE_OK)
+        rc = tsdb_commit(p->tsdb, c);
+    if (rc)
+        tsdb_rollback(p->tsdb, c);
+    durable_commits(c, was_lazy);
+    db_conn_release(c);
+    return rc;
+}
+
+/* Frees submissions already answered. */
+static void release(struct submission *s)
+{
+    while (s) {
+        struct submission *next = s->next;
+        for (size_t i = 0; i < s->n; i++)
+            pipeline_msg_fini(&s->msgs[i]);
+        free(s->msgs);
+        free(s);
+        s = next;
+    }
+}
+
+/* Writes the pending points (the writer thread). */
+static void flush_pending(struct pipeline *p, struct points *pts)
+{
+    int rc = store_pending(p, pts);
+    int64_t now = core_time_now_ms();
+    if (rc) {
+        p->failures++;
+        bool give_up = p->failures >= DEFER_ATTEMPTS;
+        core_log_error("pipeline", "msg=\"points not stored%s\" messages=%zu "
+                       "attempt=%u err=%s", give_up ? ", left to the replay "
+                       "at the next start" : "", p->pend_n, p->failures,
+                       core_err_name(rc));
+        int64_t pause = 100LL << (p->failures < 6 ? p->failures : 6);
+        p->retry_at_ms = now + (pause > 5000 ? 5000 : pause);
+        if (!give_up)
+            return;
+        core_metric_add(p->m_failed, (double)p->pend_n);
+    } else {
+        core_metric_add(p->m_msgs, (double)p->pend_n);
+        core_metric_add(p->m_points, (double)pts->n);
+        for (struct submission *b = p->pend_head; b; b = b->next)
+            for (size_t i = 0; i < b->n; i++)
+                core_metric_observe(p->m_e2e,
+                                    (double)(now - b->msgs[i].received_ms) / 1e3);
+    }
+    p->failures = 0;
+    release(p->pend_head);
+    pthread_mutex_lock(&p->lock);
+    p->written += p->pend_n;
+    pthread_cond_broadcast(&p->written_cv);
+    pthread_mutex_unlock(&p->lock);
+    p->pend_head = p->pend_tail = NULL;
+    p->pend_n = 0;
+    p->pend_lo = p->pend_hi = 0;
+    core_metric_set(p->m_pending, 0);
+}
+
+/* Replays what a crash left between a raw commit and its points. */
+static void recover_pending(struct pipeline *p)
+{
+    struct db_conn *c;
+    if (db_conn_acquire(p->db, false, &c))
+        return;
+    struct org_range *r = NULL;
+    size_t n = 0, cap = 0;
+    int64_t last = 0;
+    struct db_stmt *s;
+    int rc = db_prepare(c, "SELECT organization_id, from_ms, to_ms, seq FROM "
+                           "pipeline_pending ORDER BY seq", &s);
+    bool row;
+    while (rc == CORE_OK && (rc = db_step(s, &row)) == CORE_OK && row) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct org_range *g = realloc(r, cap * sizeof *r);
+            if (!g) {
+                rc = CORE_ENOMEM;
+                break;
+            }
+            r = g;
+        }
+        r[n++] = (struct org_range){strdup(db_col_text(s, 0)),
+                                    db_col_int64(s, 1), db_col_int64(s, 2)};
+        last = db_col_int64(s, 3);
+    }
+    if (s)
+        db_finalize(s);
+    db_conn_release(c);
+    size_t replayed = 0, dead = 0;
+    for (size_t i = 0; i < n && rc == CORE_OK; i++) {
+        if (!r[i].org) {
+            rc = CORE_ENOMEM;
+            break;
+        }
+        /* A range holds one raw commit's messages, and those of others
+         * received meanwhile; the limit grows until it holds them all. */
+        for (size_t limit = 4 * p->cfg.batch_max;; limit *= 2) {
+            size_t ok, bad;
+            bool more;
+            rc = pipeline_replay(p, &p->cfg.limits, r[i].org, NULL, r[i].from,
+                                 r[i].to + 1, limit, &ok, &bad, &more);
+            if (rc || !more) {
+                replayed += ok;
+                dead += bad;
+                break;
+            }
+        }
+    }
+    if (rc == CORE_OK && n && db_conn_acquire(p->db, true, &c) == CORE_OK) {
+        if (db_prepare(c, "DELETE FROM pipeline_pending WHERE seq <= ?", &s) ==
+            CORE_OK) {
+            db_bind_int64(s, 1, last);
+            rc = db_step(s, &row);
+            db_finalize(s);
+        }
+        db_conn_release(c);
+    }
+    if (n)
+        core_log_info("pipeline", "msg=\"points replayed after a stop\" "
+                      "ranges=%zu messages=%zu dead=%zu err=%s", n, replayed,
+                      dead, core_err_name(rc));
+    for (size_t i = 0; i < n; i++)
+        free((char *)r[i].org);
+    free(r);
+}
+
+/* Hands a raw-committed submission's answer to the syncer (the writer). */
+static int ack_later(struct pipeline *p, struct submission *b)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->nacks == p->acks_cap) {
+        size_t cap = p->acks_cap ? p->acks_cap * 2 : 256;
+        struct ack *a = realloc(p->acks, cap * sizeof *a);
+        if (!a) {
+            pthread_mutex_unlock(&p->lock);
+            return CORE_ENOMEM;
+        }
+        p->acks = a;
+        p->acks_cap = cap;
+    }
+    p->acks[p->nacks++] = (struct ack){b->done, b->ctx, b->n};
+    pthread_cond_signal(&p->sync_cv);
+    pthread_mutex_unlock(&p->lock);
+    return CORE_OK;
+}
+
+/* The syncer: one fdatasync for every raw commit made since the last one,
+ * then their answers. Messages count as queued until answered, so the
+ * queue's capacity bounds them too. */
+static void *syncer_main(void *arg)
+{
+    struct pipeline *p = arg;
+    struct ack *mine = NULL;
+    size_t mine_cap = 0;
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (!p->nacks && !p->sync_stop)
+            pthread_cond_wait(&p->sync_cv, &p->lock);
+        if (!p->nacks)
+            break;
+        /* Swap arrays: the writer appends to the other one meanwhile. */
+        struct ack *take = p->acks;
+        size_t n = p->nacks, cap = p->acks_cap;
+        p->acks = mine;
+        p->acks_cap = mine_cap;
+        p->nacks = 0;
+        mine = take;
+        mine_cap = cap;
+        pthread_mutex_unlock(&p->lock);
+        int rc = db_log_sync(p->db);
+        size_t msgs = 0;
+        for (size_t i = 0; i < n; i++)
+            msgs += mine[i].n;
+        if (rc) {
+            core_log_error("pipeline", "msg=\"raw commits not made durable; "
+                           "their senders are told to send again\" "
+                           "messages=%zu err=%s", msgs, core_err_name(rc));
+            core_metric_add(p->m_failed, (double)msgs);
+        }
+        /* Counted before they are answered: a sender that queries at once
+         * must find its messages among those pipeline_sync() waits for. */
+        pthread_mutex_lock(&p->lock);
+        p->queued -= msgs;
+        if (rc == CORE_OK)
+            p->acked += msgs;
+        core_metric_set(p->m_queue, (double)p->queued);
+        pthread_mutex_unlock(&p->lock);
+        for (size_t i = 0; i < n; i++)
+            mine[i].done(rc, mine[i].ctx);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    free(mine);
+    return NULL;
+}
+
+void pipeline_sync(struct pipeline *p)
+{
+    if (!p || !p->defer)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&p->lock);
+    uint64_t target = p->acked;
+    while (p->written < target && !p->joined) {
+        p->flush = true;
+        pthread_cond_signal(&p->wake);
+        if (pthread_cond_timedwait(&p->written_cv, &p->lock, &until))
+            break;
+    }
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* One transaction: the batch, then also() (may be NULL) on the same
@@ -397,6 +830,75 @@ static void sweep_offline(struct pipeline *p, int64_t now)
     db_conn_release(c);
 }
 
+/* Whether the pending points are to be written now: a reader waits, the
+ * writer stops, they are many or old enough, or the queue stayed empty
+ * for IDLE_US (idle: a sender answered a moment ago usually sends again
+ * within that, and its messages then join the next raw commit instead of
+ * waiting behind a points transaction). */
+#define IDLE_US 1000
+static bool points_due(const struct pipeline *p, int64_t now, bool idle)
+{
+    return p->pend_n && now >= p->retry_at_ms &&
+           (idle || p->flush || p->stopping || p->pend_n >= DEFER_MAX ||
+            now - p->pend_since_ms >= DEFER_MS);
+}
+
+/* Answers a stored (or failed) list of submissions. With deferred points
+ * the stored ones move to the pending list, their points still to write. */
+static void answer(struct pipeline *p, struct submission *batch, int rc,
+                   bool one_by_one, struct core_buf *buf)
+{
+    while (batch) {
+        struct submission *next = batch->next;
+        int own = rc;
+        if (one_by_one) {
+            batch->next = NULL;
+            own = publish(p, batch, buf, batch->n);
+            core_metric_add(own ? p->m_failed : p->m_msgs, (double)batch->n);
+            if (own)
+                core_log_error("pipeline", "msg=\"not published\" "
+                               "messages=%zu err=%s",
+                               batch->n, core_err_name(own));
+        }
+        bool keep = own == CORE_OK && p->defer;
+        int64_t now = core_time_now_ms();
+        for (size_t i = 0; i < batch->n; i++) {
+            struct pipeline_msg *m = &batch->msgs[i];
+            if (keep) { /* in the raw store now; the points need the rest */
+                free(m->payload);
+                m->payload = NULL;
+                continue;
+            }
+            if (own == CORE_OK && !p->cfg.bus)
+                core_metric_observe(p->m_e2e,
+                                    (double)(now - m->received_ms) / 1e3);
+            pipeline_msg_fini(m);
+        }
+        if (!keep || ack_later(p, batch) != CORE_OK) {
+            if (keep) { /* no memory to queue it: wait for the disk here */
+                own = db_log_sync(p->db);
+                pthread_mutex_lock(&p->lock);
+                p->queued -= batch->n;
+                p->acked += own ? 0 : batch->n;
+                pthread_mutex_unlock(&p->lock);
+            }
+            batch->done(own, batch->ctx);
+        }
+        if (keep) {
+            batch->next = NULL;
+            if (p->pend_tail)
+                p->pend_tail->next = batch;
+            else
+                p->pend_head = batch;
+            p->pend_tail = batch;
+        } else {
+            free(batch->msgs);
+            free(batch);
+        }
+        batch = next;
+    }
+}
+
 static void *writer_main(void *arg)
 {
     struct pipeline *p = arg;
@@ -405,18 +907,41 @@ static void *writer_main(void *arg)
     core_buf_init(&buf);
     for (;;) {
         pthread_mutex_lock(&p->lock);
-        while (!p->head && !p->stopping) {
+        bool points, idle = false;
+        for (;;) {
+            int64_t now = core_time_now_ms();
+            points = points_due(p, now, idle && !p->head);
+            /* New batches wait while the pending points are at their
+             * bound (the queue then fills and ingest refuses). */
+            if (points || (p->head && p->pend_n < DEFER_MAX) ||
+                (p->stopping && !p->head && !p->pend_n))
+                break;
+            int64_t wait_us = !p->pend_n ? 5000000
+                              : p->retry_at_ms > now ? (p->retry_at_ms - now) * 1000
+                                                     : IDLE_US;
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += 5;
+            until.tv_sec += wait_us / 1000000;
+            until.tv_nsec += (wait_us % 1000000) * 1000;
+            if (until.tv_nsec >= 1000000000) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000;
+            }
             pthread_cond_timedwait(&p->wake, &p->lock, &until);
-            if (!p->head && !p->stopping) {
+            idle = !p->head;
+            if (!p->head && !p->pend_n && !p->stopping) {
                 pthread_mutex_unlock(&p->lock);
                 sweep_offline(p, core_time_now_ms());
                 pthread_mutex_lock(&p->lock);
             }
         }
-        if (!p->head && p->stopping) {
+        if (points) {
+            p->flush = false;
+            pthread_mutex_unlock(&p->lock);
+            flush_pending(p, &pts);
+            continue;
+        }
+        if (!p->head) { /* stopping, and nothing left */
             pthread_mutex_unlock(&p->lock);
             break;
         }
@@ -435,7 +960,9 @@ static void *writer_main(void *arg)
 
         uint64_t t0 = core_time_mono_ns();
         pts.n = 0;
+        int64_t lo = 0, hi = 0;
         int rc = p->cfg.bus ? publish(p, batch, &buf, n)
+                 : p->defer ? store_raw(p, batch, &lo, &hi)
                             : store(p, batch, &pts, NULL, NULL);
         size_t npoints = pts.n;
         double secs = (double)(core_time_mono_ns() - t0) / 1e9;
@@ -447,40 +974,29 @@ static void *writer_main(void *arg)
                            n, core_err_name(rc));
             core_metric_add(p->m_failed, (double)n);
         } else if (!rc) {
-            core_metric_add(p->m_msgs, (double)n);
-            core_metric_add(p->m_points, (double)npoints);
+            if (!p->defer) {
+                core_metric_add(p->m_msgs, (double)n);
+                core_metric_add(p->m_points, (double)npoints);
+            }
             core_metric_observe(p->m_batch, (double)n);
             core_metric_observe(p->m_commit, secs);
         }
-        pthread_mutex_lock(&p->lock);
-        p->queued -= n;
-        core_metric_set(p->m_queue, (double)p->queued);
-        pthread_mutex_unlock(&p->lock);
-        while (batch) {
-            struct submission *next = batch->next;
-            int own = rc;
-            if (one_by_one) {
-                batch->next = NULL;
-                own = publish(p, batch, &buf, batch->n);
-                core_metric_add(own ? p->m_failed : p->m_msgs,
-                                (double)batch->n);
-                if (own)
-                    core_log_error("pipeline", "msg=\"not published\" "
-                                   "messages=%zu err=%s",
-                                   batch->n, core_err_name(own));
-            }
-            int64_t now = core_time_now_ms();
-            for (size_t i = 0; i < batch->n; i++) {
-                if (own == CORE_OK && !p->cfg.bus)
-                    core_metric_observe(p->m_e2e,
-                                        (double)(now - batch->msgs[i].received_ms) / 1e3);
-                pipeline_msg_fini(&batch->msgs[i]);
-            }
-            free(batch->msgs);
-            batch->done(own, batch->ctx);
-            free(batch);
-            batch = next;
+        if (p->defer && rc == CORE_OK) {
+            if (!p->pend_n)
+                p->pend_since_ms = core_time_now_ms();
+            if (!p->pend_lo)
+                p->pend_lo = lo;
+            p->pend_hi = hi;
+            p->pend_n += n;
+            core_metric_set(p->m_pending, (double)p->pend_n);
         }
+        if (!p->defer || rc) { /* else the syncer, once they are durable */
+            pthread_mutex_lock(&p->lock);
+            p->queued -= n;
+            core_metric_set(p->m_queue, (double)p->queued);
+            pthread_mutex_unlock(&p->lock);
+        }
+        answer(p, batch, rc, one_by_one, &buf);
         sweep_offline(p, core_time_now_ms());
     }
     free(pts.v);
@@ -510,8 +1026,14 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
             return rc;
         }
     }
+    pipeline_limits_default(&p->cfg.limits);
+    /* Deferred points need one process writing (recovery replays every
+     * pending range): the embedded SQLite store. */
+    p->defer = !p->cfg.bus && !p->cfg.no_archive && db_dialect(db) == DB_SQLITE;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->written_cv, NULL);
+    pthread_cond_init(&p->sync_cv, NULL);
 
     static const char *const result[] = {"result", NULL};
     struct core_metric *msgs = core_metric_register(
@@ -530,7 +1052,8 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
         CORE_METRIC_HISTOGRAM, NULL, sizes, sizeof sizes / sizeof sizes[0]));
     p->m_commit = core_metric_series(core_metric_register(
         "argus_pipeline_commit_seconds",
-        "Time to store one batch (raw, points, devices) and commit.",
+        "Time to store one batch and commit before acknowledging it (raw "
+        "and devices; points too, unless they are deferred).",
         CORE_METRIC_HISTOGRAM, NULL, NULL, 0));
     p->m_queue = core_metric_series(core_metric_register(
         "argus_pipeline_queued_messages",
@@ -540,13 +1063,32 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
         "argus_pipeline_e2e_seconds",
         "From a message's receipt by ingest to its points committed.",
         CORE_METRIC_HISTOGRAM, NULL, NULL, 0));
+    p->m_pending = core_metric_series(core_metric_register(
+        "argus_pipeline_points_pending_messages",
+        "Messages acknowledged (raw stored) whose points are not written "
+        "yet (embedded SQLite; see argus_pipeline_e2e_seconds).",
+        CORE_METRIC_GAUGE, NULL, NULL, 0));
     p->m_dlq = core_metric_series(core_metric_register(
         "argus_dlq_entries", "Entries in the dead-letter queue (every "
         "organisation), counted every 10 s.",
         CORE_METRIC_GAUGE, NULL, NULL, 0));
     p->last_sweep_ms = 0; /* the first sweep runs at once */
-    if (pthread_create(&p->thread, NULL, writer_main, p) != 0) {
+    if (p->defer) /* before anything new is taken */
+        recover_pending(p);
+    bool syncer = false;
+    if ((p->defer && !(syncer = pthread_create(&p->syncer, NULL, syncer_main,
+                                               p) == 0)) ||
+        pthread_create(&p->thread, NULL, writer_main, p) != 0) {
+        if (syncer) {
+            pthread_mutex_lock(&p->lock);
+            p->sync_stop = true;
+            pthread_cond_signal(&p->sync_cv);
+            pthread_mutex_unlock(&p->lock);
+            pthread_join(p->syncer, NULL);
+        }
         pthread_cond_destroy(&p->wake);
+        pthread_cond_destroy(&p->written_cv);
+        pthread_cond_destroy(&p->sync_cv);
         pthread_mutex_destroy(&p->lock);
         free(p);
         return CORE_EINTERNAL;
@@ -565,8 +1107,16 @@ void pipeline_stop(struct pipeline *p)
     p->joined = true;
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
-    if (!joined)
-        pthread_join(p->thread, NULL);
+    if (joined)
+        return;
+    pthread_join(p->thread, NULL);
+    if (p->defer) { /* after the writer: it hands the syncer its last acks */
+        pthread_mutex_lock(&p->lock);
+        p->sync_stop = true;
+        pthread_cond_signal(&p->sync_cv);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->syncer, NULL);
+    }
 }
 
 void pipeline_destroy(struct pipeline *p)
@@ -575,6 +1125,9 @@ void pipeline_destroy(struct pipeline *p)
         return;
     pipeline_stop(p);
     pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->written_cv);
+    pthread_cond_destroy(&p->sync_cv);
     pthread_mutex_destroy(&p->lock);
+    free(p->acks);
     free(p);
 }
