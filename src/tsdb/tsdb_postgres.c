@@ -1,11 +1,14 @@
 /*
  * The PostgreSQL backend. Times are timestamptz; the interface speaks
- * epoch milliseconds, converted in SQL (to_timestamp(ms / 1000.0) is exact
- * to the microsecond, extract(epoch ...) returns numeric). A batch of
- * points is one statement: the rows travel as array parameters expanded
- * with unnest, so the SQL text stays the same whatever the batch size
- * (no per-size statements, one round trip), and data-modifying CTEs insert
- * the points and fold the new ones into the three rollups.
+ * epoch milliseconds. The write path (points, rollup deltas, raw
+ * messages) sends binary array parameters straight through libpq
+ * (db_pg.h): one statement per batch inserts the points and appends the
+ * batch's rollup deltas to ts_rollup_log, which writers fold into the
+ * 5 min / 1 h / 1 day tables about twice a second, one at a time
+ * (docs/decisions/0003-tsdb.md, "Deferred rollups (PostgreSQL)"). The
+ * other statements go through db.h, converting times in SQL
+ * (to_timestamp(ms / 1000.0) is exact to the microsecond, extract(epoch
+ * ...) returns numeric); rollup queries merge the log's rows.
  */
 #include "tsdb_internal.h"
 
