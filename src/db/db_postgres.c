@@ -6,6 +6,7 @@
  * whole; db_step walks its rows.
  */
 #include "db_internal.h"
+#include "db_pg.h"
 
 #include "core.h"
 
@@ -293,6 +294,19 @@ static int pg_rollback(struct db_conn *conn)
 static int pg_exec(struct db_conn *conn, const char *sql)
 {
     return run(conn_of(conn), sql);
+}
+
+PGconn *db__pg_handle(struct db_conn *c)
+{
+    return c && c->db->ops == &db_postgres_ops ? conn_of(c)->h : NULL;
+}
+
+int db__pg_check(struct db_conn *c, const PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK
+               ? CORE_OK
+               : fail(conn_of(c), res);
 }
 
 static const char *pg_errmsg(struct db_conn *conn)

@@ -682,6 +682,8 @@ int tsdb_points_write(struct tsdb *t, struct db_conn *c,
         rc = t->be->rollup_fold(tc);
     if (rc == CORE_OK)
         rc = recompute_changed(tc, items, m);
+    if (t->be->points_finish)
+        rc = t->be->points_finish(tc, rc);
     if (rc != CORE_OK)
         return rc;
     if (written) {
@@ -725,6 +727,9 @@ int tsdb_commit(struct tsdb *t, struct db_conn *c)
     if (rc != CORE_OK)
         db_rollback(c);
     pending_settle(t, c, rc == CORE_OK);
+    struct tsdb__conn *tc;
+    if (rc == CORE_OK && t->be->after_commit && conn_get(t, c, &tc) == CORE_OK)
+        t->be->after_commit(tc);
     return rc;
 }
 

@@ -132,7 +132,12 @@ struct tsdb__conn {
      * and when the first of them was. */
     size_t log_rows;
     int64_t log_since_ms;
-    struct core_buf arrays[6]; /* PostgreSQL array literals */
+    /* PostgreSQL: binary array parameters, whether tsdb opened the
+     * transaction a rebuild of changed points runs in, and the log rows
+     * this connection's folds deleted since it last vacuumed the log. */
+    struct core_buf arrays[12];
+    bool own_txn;
+    int64_t log_deleted;
 };
 
 /* A backend: its SQL and the bulk paths that differ. */
@@ -154,6 +159,13 @@ struct tsdb__backend {
     /* Folds rollup deltas kept aside by points_apply into the rollup
      * tables, atomically. NULL when the backend keeps none. */
     int (*rollup_fold)(struct tsdb__conn *tc);
+    /* Called at the end of every points write with its outcome, which it
+     * may replace (a backend that opened a transaction ends it). May be
+     * NULL. */
+    int (*points_finish)(struct tsdb__conn *tc, int rc);
+    /* Called after tsdb_commit committed on tc (housekeeping that must run
+     * outside a transaction). May be NULL. */
+    void (*after_commit)(struct tsdb__conn *tc);
 };
 
 extern const struct tsdb__backend tsdb__sqlite;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1075,6 +1076,189 @@ static void test_invalid_points(void **state)
     assert_int_equal(snap[4], 0); /* no series either */
 }
 
+
+/* ------------------------------------------------------ deferred rollups */
+
+/* Rows in the deferred rollup log (both stores have one). */
+static int64_t log_rows(struct backend *b)
+{
+    struct db_conn *c = acquire_ok(b->db, false);
+    int64_t n = query_int(c, "SELECT count(*) FROM ts_rollup_log", NULL);
+    db_conn_release(c);
+    return n;
+}
+
+/* Sums count and sum over every bucket of a device's metric "v" in the
+ * day from T0 at resolution agg, through tsdb_query. */
+static void agg_totals(struct backend *b, const char *org, const char *dev,
+                       enum tsdb_agg agg, int64_t *count, double *sum,
+                       struct rows *rs)
+{
+    struct tsdb_query q = {.org_id = org, .entity = TSDB_DEVICE,
+                           .entity_id = dev, .metric = "v", .from_ms = T0,
+                           .to_ms = T0 + DAY_MS, .limit = 4096, .agg = agg};
+    run_query(b, b->t, &q, rs);
+    *count = 0;
+    *sum = 0;
+    for (size_t i = 0; i < rs->n; i++) {
+        *count += rs->r[i].count;
+        *sum += rs->r[i].sum;
+    }
+}
+
+/* Queries read the unfolded log as well: the same answers before and
+ * after a fold, and a changed value is rebuilt exactly with its bucket's
+ * other deltas still in the log. */
+static void test_rollups_unfolded_tail(void **state)
+{
+    struct backend *b = *state;
+    char org[CORE_UUID_STR_LEN], dev[CORE_UUID_STR_LEN];
+    uuid_of(org, 0x900, 1);
+    uuid_of(dev, 0x900, 2);
+    struct rows *rs = malloc(sizeof *rs);
+    assert_non_null(rs);
+    flush_rollups(b, b->t);
+    struct tsdb_point p[4] = {
+        num_point(org, dev, "v", T0 + 1000, 1),
+        num_point(org, dev, "v", T0 + 2000, 2),
+        num_point(org, dev, "v", T0 + 10 * MIN_MS, 4),
+        num_point(org, dev, "v", T0 + 2 * HOUR_MS, 8),
+    };
+    write_points(b, b->t, p, 2, 2);
+    flush_rollups(b, b->t); /* the first two in the tables ... */
+    write_points(b, b->t, p + 2, 2, 2); /* ... the others in the log */
+    assert_true(log_rows(b) > 0);
+    int64_t n;
+    double sum;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int agg = TSDB_AGG_5MIN; agg <= TSDB_AGG_1DAY; agg++) {
+            agg_totals(b, org, dev, (enum tsdb_agg)agg, &n, &sum, rs);
+            assert_int_equal(n, 4);
+            assert_true(sum == 15);
+        }
+        /* 1 h: [T0, T0+1h) holds 1, 2, 4 with last 4; the 5 min bucket
+         * of T0 holds 1, 2 (folded) only. */
+        struct tsdb_query q = {.org_id = org, .entity = TSDB_DEVICE,
+                               .entity_id = dev, .metric = "v",
+                               .from_ms = T0, .to_ms = T0 + HOUR_MS,
+                               .limit = 10, .agg = TSDB_AGG_1HOUR};
+        run_query(b, b->t, &q, rs);
+        assert_int_equal(rs->n, 1);
+        assert_true(rs->r[0].min == 1 && rs->r[0].max == 4 &&
+                    rs->r[0].last == 4 && rs->r[0].count == 3);
+        flush_rollups(b, b->t);
+        assert_int_equal(log_rows(b), 0);
+    }
+    /* A redelivery that changes 2 -> 20 while a new point of the same
+     * buckets waits in the log. */
+    struct tsdb_point more = num_point(org, dev, "v", T0 + 3000, 16);
+    write_points(b, b->t, &more, 1, 1);
+    struct tsdb_point chg = num_point(org, dev, "v", T0 + 2000, 20);
+    write_points(b, b->t, &chg, 1, 1);
+    write_points(b, b->t, &chg, 1, 0); /* again: nothing changes */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int agg = TSDB_AGG_5MIN; agg <= TSDB_AGG_1DAY; agg++) {
+            agg_totals(b, org, dev, (enum tsdb_agg)agg, &n, &sum, rs);
+            assert_int_equal(n, 5);
+            assert_true(sum == 1 + 20 + 16 + 4 + 8);
+        }
+        flush_rollups(b, b->t);
+    }
+    free(rs);
+}
+
+/* Several writers at once, each folding now and then inside its own
+ * transactions (PostgreSQL: separate connections and transactions; SQLite:
+ * its single writer, one at a time): every point counted exactly once. */
+struct writer_arg {
+    struct backend *b;
+    const char *org;
+    char (*devs)[CORE_UUID_STR_LEN];
+    int id;
+    int rc;
+};
+
+#define W_THREADS 3
+#define W_BATCHES 40
+#define W_DEVS 4
+
+static void *writer_main(void *p)
+{
+    struct writer_arg *w = p;
+    struct tsdb_point pts[W_DEVS * 5];
+    for (int k = 0; k < W_BATCHES && w->rc == CORE_OK; k++) {
+        size_t n = 0;
+        for (int d = 0; d < W_DEVS; d++) {
+            for (int j = 0; j < 5; j++) {
+                /* Distinct times per writer, the same buckets for all. */
+                int64_t ts = T0 + ((int64_t)k * 5 + j) * 7 * MIN_MS / 5 +
+                             w->id;
+                pts[n++] = num_point(w->org, w->devs[d], "v", ts, 1 + w->id);
+            }
+        }
+        struct db_conn *c = NULL;
+        int rc = db_conn_acquire(w->b->db, true, &c);
+        if (rc == CORE_OK)
+            rc = db_begin(c);
+        if (rc == CORE_OK)
+            rc = tsdb_points_write(w->b->t, c, pts, n, NULL);
+        if (rc == CORE_OK && k % 7 == w->id)
+            rc = tsdb_rollups_flush(w->b->t, c);
+        if (rc == CORE_OK)
+            rc = tsdb_commit(w->b->t, c);
+        else
+            tsdb_rollback(w->b->t, c);
+        db_conn_release(c);
+        w->rc = rc;
+    }
+    return NULL;
+}
+
+static void test_rollups_concurrent_folds(void **state)
+{
+    struct backend *b = *state;
+    char org[CORE_UUID_STR_LEN], devs[W_DEVS][CORE_UUID_STR_LEN];
+    uuid_of(org, 0x901, 1);
+    for (int d = 0; d < W_DEVS; d++)
+        uuid_of(devs[d], 0x901, 10 + (unsigned)d);
+    /* Series first, so that the writers only meet in the log and the
+     * rollup rows. */
+    for (int d = 0; d < W_DEVS; d++) {
+        struct tsdb_point p = num_point(org, devs[d], "v", T0 - DAY_MS, 0);
+        write_points(b, b->t, &p, 1, 1);
+    }
+    pthread_t th[W_THREADS];
+    struct writer_arg args[W_THREADS];
+    for (int i = 0; i < W_THREADS; i++) {
+        args[i] = (struct writer_arg){b, org, devs, i, CORE_OK};
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &args[i]),
+                         0);
+    }
+    for (int i = 0; i < W_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        if (args[i].rc != CORE_OK)
+            fail_msg("writer %d: %s", i, core_err_name(args[i].rc));
+    }
+    struct rows *rs = malloc(sizeof *rs);
+    assert_non_null(rs);
+    const int64_t per_dev = (int64_t)W_THREADS * W_BATCHES * 5;
+    const double dev_sum = (double)W_BATCHES * 5 * (1 + 2 + 3);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int d = 0; d < W_DEVS; d++) {
+            for (int agg = TSDB_AGG_5MIN; agg <= TSDB_AGG_1DAY; agg++) {
+                int64_t n;
+                double sum;
+                agg_totals(b, org, devs[d], (enum tsdb_agg)agg, &n, &sum, rs);
+                assert_int_equal(n, per_dev);
+                assert_true(sum == dev_sum);
+            }
+        }
+        flush_rollups(b, b->t); /* the same after the last fold */
+    }
+    assert_int_equal(log_rows(b), 0);
+    free(rs);
+}
+
 int main(void)
 {
     core_init();
@@ -1092,6 +1276,8 @@ int main(void)
         cmocka_unit_test(test_points_retention),
         cmocka_unit_test(test_large_batch),
         cmocka_unit_test(test_invalid_points),
+        cmocka_unit_test(test_rollups_unfolded_tail),
+        cmocka_unit_test(test_rollups_concurrent_folds),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("sqlite", tests, sqlite_setup,
