@@ -2,6 +2,7 @@
 #include "pipeline_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const kind_names[] = {"raw", "norm"};
@@ -107,4 +108,156 @@ int pipeline__env_decode(const void *bytes, size_t len,
     out->body = nl + 1;
     out->body_len = (size_t)(end - out->body);
     return CORE_OK;
+}
+
+/* A decimal count or length ending at a newline, at most 9 digits. */
+static bool bundle_number(const char **p, const char *end, size_t *out)
+{
+    const char *s = *p;
+    size_t v = 0, digits = 0;
+    while (s < end && *s >= '0' && *s <= '9' && digits < 10) {
+        v = v * 10 + (size_t)(*s++ - '0');
+        digits++;
+    }
+    if (digits == 0 || digits > 9 || s >= end || *s != '\n')
+        return false;
+    *out = v;
+    *p = s + 1;
+    return true;
+}
+
+static int env_grow(struct pipeline_env **envs, size_t *cap, size_t want)
+{
+    if (want <= *cap)
+        return CORE_OK;
+    size_t c = *cap ? *cap : 64;
+    while (c < want)
+        c *= 2;
+    struct pipeline_env *v = realloc(*envs, c * sizeof *v);
+    if (!v)
+        return CORE_ENOMEM;
+    *envs = v;
+    *cap = c;
+    return CORE_OK;
+}
+
+int pipeline__env_decode_msg(const void *bytes, size_t len,
+                             struct pipeline_env **envs, size_t *n,
+                             size_t *cap, char *reason, size_t reason_len)
+{
+    static const char head[] = "argus1 bundle ";
+    const size_t hl = sizeof head - 1;
+    if (len < hl || memcmp(bytes, head, hl) != 0) {
+        int rc = env_grow(envs, cap, *n + 1);
+        if (rc == CORE_OK)
+            rc = pipeline__env_decode(bytes, len, &(*envs)[*n], reason,
+                                      reason_len);
+        if (rc == CORE_OK)
+            (*n)++;
+        return rc;
+    }
+    const char *p = (const char *)bytes + hl, *end = (const char *)bytes + len;
+    size_t count;
+    if (!bundle_number(&p, end, &count) || count == 0 ||
+        count > PIPELINE_BUNDLE_MSGS) {
+        snprintf(reason, reason_len, "bundle without a valid count");
+        return CORE_EINVAL;
+    }
+    int rc = env_grow(envs, cap, *n + count);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < count; i++) {
+        size_t elen;
+        if (!bundle_number(&p, end, &elen) || elen > (size_t)(end - p)) {
+            snprintf(reason, reason_len, "bundle envelope %zu has no valid "
+                     "length", i);
+            return CORE_EINVAL;
+        }
+        char why[96];
+        if (pipeline__env_decode(p, elen, &(*envs)[*n + i], why, sizeof why)) {
+            snprintf(reason, reason_len, "bundle envelope %zu: %s", i, why);
+            return CORE_EINVAL;
+        }
+        p += elen;
+    }
+    if (p != end) {
+        snprintf(reason, reason_len, "bytes after the bundle's last envelope");
+        return CORE_EINVAL;
+    }
+    *n += count;
+    return CORE_OK;
+}
+
+struct part_ix {
+    uint32_t part;
+    size_t i;
+};
+
+static int part_cmp(const void *a, const void *b)
+{
+    const struct part_ix *x = a, *y = b;
+    if (x->part != y->part)
+        return x->part < y->part ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i; /* stable: order within a key */
+}
+
+int pipeline__publish(struct bus *bus, const char *stream, const char *buf,
+                      const size_t *ends, const char *const *keys, size_t n)
+{
+    if (!n)
+        return CORE_OK;
+    uint32_t parts = bus_partitions(bus);
+    struct part_ix *ix = malloc(n * sizeof *ix);
+    struct bus_pub *pubs = malloc(n * sizeof *pubs);
+    size_t *starts = malloc(n * sizeof *starts); /* of each bus message */
+    size_t *stops = malloc(n * sizeof *stops);
+    const char **pkeys = malloc(n * sizeof *pkeys);
+    struct core_buf out;
+    core_buf_init(&out);
+    int rc = ix && pubs && starts && stops && pkeys ? CORE_OK : CORE_ENOMEM;
+    size_t npub = 0;
+    for (size_t i = 0; i < n && rc == CORE_OK; i++)
+        ix[i] = (struct part_ix){
+            bus_partition_for(keys[i], strlen(keys[i]), parts), i};
+    if (rc == CORE_OK)
+        qsort(ix, n, sizeof *ix, part_cmp);
+    for (size_t a = 0; a < n && rc == CORE_OK;) {
+        /* A run of one partition, cut at the bundle limits. */
+        size_t b = a, bytes = 0;
+        while (b < n && ix[b].part == ix[a].part && b - a < PIPELINE_BUNDLE_MSGS) {
+            size_t i = ix[b].i, len = ends[i] - (i ? ends[i - 1] : 0);
+            if (b > a && bytes + len > PIPELINE_BUNDLE_BYTES)
+                break;
+            bytes += len;
+            b++;
+        }
+        starts[npub] = out.len;
+        pkeys[npub] = keys[ix[a].i];
+        if (b - a > 1)
+            core_buf_printf(&out, "argus1 bundle %zu\n", b - a);
+        for (size_t j = a; j < b; j++) {
+            size_t i = ix[j].i, from = i ? ends[i - 1] : 0;
+            if (b - a > 1)
+                core_buf_printf(&out, "%zu\n", ends[i] - from);
+            core_buf_append(&out, buf + from, ends[i] - from);
+        }
+        stops[npub++] = out.len;
+        a = b;
+    }
+    if (rc == CORE_OK && out.oom)
+        rc = CORE_ENOMEM;
+    if (rc == CORE_OK) {
+        /* Pointers only now: the buffer moved while it grew. */
+        for (size_t j = 0; j < npub; j++)
+            pubs[j] = (struct bus_pub){pkeys[j], strlen(pkeys[j]),
+                                       out.data + starts[j], stops[j] - starts[j]};
+        rc = bus_stream_publish_batch(bus, stream, pubs, npub);
+    }
+    core_buf_fini(&out);
+    free(pkeys);
+    free(stops);
+    free(starts);
+    free(pubs);
+    free(ix);
+    return rc;
 }

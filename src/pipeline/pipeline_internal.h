@@ -33,6 +33,33 @@ void pipeline__env_encode(struct core_buf *b, enum pipeline_env_kind kind,
 int pipeline__env_decode(const void *bytes, size_t len,
                          struct pipeline_env *out, char *reason,
                          size_t reason_len);
+/* Bundles: the envelopes of one partition travel together as one bus
+ * message, so that the bus stores, delivers and acknowledges one entry
+ * per partition and batch instead of one per message:
+ *
+ *   argus1 bundle COUNT\n LEN\n ENVELOPE LEN\n ENVELOPE ...
+ *
+ * (LEN is the envelope's size in bytes, in decimal.) A bundle holds at
+ * most PIPELINE_BUNDLE_MSGS envelopes and about PIPELINE_BUNDLE_BYTES;
+ * an envelope larger than that travels alone, unbundled. */
+#define PIPELINE_BUNDLE_MSGS 200
+#define PIPELINE_BUNDLE_BYTES (64 * 1024)
+
+/* Decodes one bus message, an envelope or a bundle of them, appending its
+ * envelopes to *envs (n used, cap allocated; grown as needed; they borrow
+ * from bytes). CORE_EINVAL with a reason, and nothing appended, when any
+ * part is malformed; CORE_ENOMEM. */
+int pipeline__env_decode_msg(const void *bytes, size_t len,
+                             struct pipeline_env **envs, size_t *n,
+                             size_t *cap, char *reason, size_t reason_len);
+
+/* Publishes n envelopes, encoded back to back in buf (the i-th ends at
+ * ends[i]; keys[i] is its device id, its partition key), to stream as
+ * bundles, in order per partition. One bus_stream_publish_batch: the same
+ * outcome for all (CORE_ETOOBIG when one of them is too big for the bus). */
+int pipeline__publish(struct bus *bus, const char *stream, const char *buf,
+                      const size_t *ends, const char *const *keys, size_t n);
+
 /* The transport name as a static string, or NULL when unknown. */
 const char *pipeline__transport(const char *name, size_t len);
 

@@ -734,15 +734,16 @@ static int store(struct pipeline *p, struct submission *batch,
 }
 
 /* Bus mode: the batch's messages go to the raw stream in one pipelined
- * publish, keyed by device; durable once the bus has them all. A failed
- * publish fails the whole batch (its senders retry; a message the bus did
- * take is then published twice, which the stages' idempotence absorbs). */
+ * publish, bundled per partition (their device's); durable once the bus
+ * has them all. A failed publish fails the whole batch (its senders retry;
+ * a message the bus did take is then published twice, which the stages'
+ * idempotence absorbs). */
 static int publish(struct pipeline *p, struct submission *batch,
                    struct core_buf *buf, size_t n)
 {
-    struct bus_pub *pubs = malloc(n * sizeof *pubs);
+    const char **keys = malloc(n * sizeof *keys);
     size_t *ends = malloc(n * sizeof *ends);
-    int rc = pubs && ends ? CORE_OK : CORE_ENOMEM;
+    int rc = keys && ends ? CORE_OK : CORE_ENOMEM;
     size_t k = 0;
     core_buf_reset(buf);
     for (struct submission *b = batch; b && rc == CORE_OK; b = b->next) {
@@ -751,24 +752,15 @@ static int publish(struct pipeline *p, struct submission *batch,
             pipeline__env_encode(buf, PIPELINE_ENV_RAW, m, m->payload,
                                  m->payload_len);
             ends[k] = buf->len;
+            keys[k] = m->device_id;
         }
     }
     if (rc == CORE_OK && buf->oom)
         rc = CORE_ENOMEM;
-    if (rc == CORE_OK) {
-        /* The buffer may have moved while it grew: pointers only now. */
-        k = 0;
-        for (struct submission *b = batch; b; b = b->next) {
-            for (size_t i = 0; i < b->n; i++, k++) {
-                size_t start = k ? ends[k - 1] : 0;
-                pubs[k] = (struct bus_pub){b->msgs[i].device_id,
-                                           strlen(b->msgs[i].device_id),
-                                           buf->data + start, ends[k] - start};
-            }
-        }
-        rc = bus_stream_publish_batch(p->cfg.bus, PIPELINE_STREAM_RAW, pubs, n);
-    }
-    free(pubs);
+    if (rc == CORE_OK)
+        rc = pipeline__publish(p->cfg.bus, PIPELINE_STREAM_RAW, buf->data, ends,
+                               keys, n);
+    free(keys);
     free(ends);
     return rc;
 }

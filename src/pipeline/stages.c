@@ -188,53 +188,71 @@ static void malformed(struct stage *s, const struct bus_msg *m,
                    s->name, m->stream, m->partition, m->id, m->len, reason);
 }
 
-/* Decodes the batch's envelopes of the expected kind; the others are
- * counted as malformed and left out (envs[i].body == NULL). */
-static size_t decode_all(struct stage *s, const struct bus_msg *msgs,
-                         size_t n, enum pipeline_env_kind kind,
-                         struct pipeline_env *envs)
+/* Decodes the batch's bus messages (envelopes, or bundles of them) into
+ * *envs (*ne of them, caller frees); a message that is not of the expected
+ * kind is counted as malformed and left out whole. */
+static int decode_all(struct stage *s, const struct bus_msg *msgs, size_t n,
+                      enum pipeline_env_kind kind, struct pipeline_env **envs,
+                      size_t *ne)
 {
-    size_t ok = 0;
+    size_t cap = 0;
+    *envs = NULL;
+    *ne = 0;
     for (size_t i = 0; i < n; i++) {
         char reason[128];
-        if (pipeline__env_decode(msgs[i].payload, msgs[i].len, &envs[i],
-                                 reason, sizeof reason) != CORE_OK) {
+        size_t before = *ne;
+        int rc = pipeline__env_decode_msg(msgs[i].payload, msgs[i].len, envs,
+                                          ne, &cap, reason, sizeof reason);
+        if (rc == CORE_ENOMEM)
+            return rc;
+        if (rc) {
             malformed(s, &msgs[i], reason);
-            envs[i].body = NULL;
-        } else if (envs[i].kind != kind) {
-            malformed(s, &msgs[i], "envelope of the wrong kind");
-            envs[i].body = NULL;
-        } else {
-            ok++;
+            continue;
+        }
+        for (size_t j = before; j < *ne; j++) {
+            if ((*envs)[j].kind != kind) {
+                malformed(s, &msgs[i], "envelope of the wrong kind");
+                *ne = before;
+                break;
+            }
         }
     }
-    return ok;
+    return CORE_OK;
 }
 
 /* --------------------------------------------------------------- archive */
 
 static int stage_archive(struct stage *s, const struct bus_msg *msgs, size_t n)
 {
-    struct pipeline_env *envs = malloc(n * sizeof *envs);
-    struct tsdb_raw *raws = malloc(n * sizeof *raws);
-    struct dead_list dl = {calloc(n, sizeof *dl.v), 0};
-    int rc = envs && raws && dl.v ? CORE_OK : CORE_ENOMEM;
+    struct pipeline_env *envs;
+    size_t ne;
+    int rc = decode_all(s, msgs, n, PIPELINE_ENV_RAW, &envs, &ne);
+    struct tsdb_raw *raws = malloc((ne ? ne : 1) * sizeof *raws);
+    struct dead_list dl = {calloc(ne ? ne : 1, sizeof *dl.v), 0};
+    /* The raw store takes NUL-terminated text; inside a bundle a body is
+     * followed by the next envelope, so the bodies are copied, each with
+     * its NUL, into one block. */
+    size_t total = 0;
+    for (size_t i = 0; i < ne; i++)
+        total += envs[i].body_len + 1;
+    char *texts = malloc(total ? total : 1), *at = texts;
+    if (rc == CORE_OK && (!raws || !dl.v || !texts))
+        rc = CORE_ENOMEM;
     size_t k = 0;
-    if (rc == CORE_OK)
-        decode_all(s, msgs, n, PIPELINE_ENV_RAW, envs);
-    for (size_t i = 0; i < n && rc == CORE_OK; i++) {
+    for (size_t i = 0; i < ne && rc == CORE_OK; i++) {
         const struct pipeline_env *e = &envs[i];
-        if (!e->body)
-            continue;
         /* The raw store keeps text; a NUL inside could not be stored. */
         if (memchr(e->body, '\0', e->body_len)) {
             rc = dead_add(&dl, "archive", e, "the message contains a NUL byte");
             continue;
         }
+        memcpy(at, e->body, e->body_len);
+        at[e->body_len] = '\0';
         raws[k++] = (struct tsdb_raw){e->raw_id,      e->org_id,
                                       e->device_id,   e->received_ms,
-                                      e->transport,   e->body,
+                                      e->transport,   at,
                                       e->body_len};
+        at += e->body_len + 1;
     }
     if (rc == CORE_OK && (k || dl.n)) {
         struct db_conn *c;
@@ -258,6 +276,7 @@ static int stage_archive(struct stage *s, const struct bus_msg *msgs, size_t n)
         core_metric_add(s->m_dead, (double)dl.n);
     }
     dead_free(&dl);
+    free(texts);
     free(raws);
     free(envs);
     return rc;
@@ -407,51 +426,40 @@ static int normalize_one(struct stage *s, const struct pipeline_env *e,
 static int stage_normalize(struct stage *s, const struct bus_msg *msgs,
                            size_t n)
 {
-    struct pipeline_env *envs = malloc(n * sizeof *envs);
-    struct bus_pub *pubs = malloc(n * sizeof *pubs);
-    size_t *ends = malloc(n * sizeof *ends);
-    size_t *from = malloc(n * sizeof *from);
-    struct dead_list dl = {calloc(n, sizeof *dl.v), 0};
+    struct pipeline_env *envs;
+    size_t ne;
+    int rc = decode_all(s, msgs, n, PIPELINE_ENV_RAW, &envs, &ne);
+    const char **keys = malloc((ne ? ne : 1) * sizeof *keys);
+    size_t *ends = malloc((ne ? ne : 1) * sizeof *ends);
+    struct dead_list dl = {calloc(ne ? ne : 1, sizeof *dl.v), 0};
     struct core_buf body;
     core_buf_init(&body);
     struct core_buf *out = &s->buf;
     core_buf_reset(out);
     struct alive_set alive = {NULL, 0};
-    int rc = envs && pubs && ends && from && dl.v ? CORE_OK : CORE_ENOMEM;
+    if (rc == CORE_OK && (!keys || !ends || !dl.v))
+        rc = CORE_ENOMEM;
     size_t k = 0;
-    if (rc == CORE_OK && decode_all(s, msgs, n, PIPELINE_ENV_RAW, envs))
-        rc = alive_load(s->w->cfg.db, envs, n, &alive);
-    for (size_t i = 0; i < n && rc == CORE_OK; i++) {
-        if (!envs[i].body)
-            continue;
+    if (rc == CORE_OK && ne)
+        rc = alive_load(s->w->cfg.db, envs, ne, &alive);
+    for (size_t i = 0; i < ne && rc == CORE_OK; i++) {
         char reason[256];
-        size_t before = out->len;
         rc = normalize_one(s, &envs[i], &alive, &body, out, reason, sizeof reason);
         if (rc)
             break;
         if (reason[0]) {
             rc = dead_add(&dl, "normalize", &envs[i], reason);
         } else {
-            from[k] = before;
             ends[k] = out->len;
+            keys[k] = envs[i].device_id;
             k++;
         }
     }
     if (rc == CORE_OK && out->oom)
         rc = CORE_ENOMEM;
-    if (rc == CORE_OK && k) {
-        for (size_t j = 0; j < k; j++) {
-            /* Keyed by the device, which follows the three fixed-width
-             * fields of the header. */
-            const char *env = out->data + from[j];
-            const char *dev = env + strlen("argus1 norm ") +
-                              2 * CORE_UUID_STR_LEN;
-            pubs[j] = (struct bus_pub){dev, CORE_UUID_STR_LEN - 1, env,
-                                       ends[j] - from[j]};
-        }
-        rc = bus_stream_publish_batch(s->w->cfg.bus, PIPELINE_STREAM_NORMALIZED,
-                                      pubs, k);
-    }
+    if (rc == CORE_OK && k)
+        rc = pipeline__publish(s->w->cfg.bus, PIPELINE_STREAM_NORMALIZED,
+                               out->data, ends, keys, k);
     if (rc == CORE_OK)
         rc = dead_commit(s->w->cfg.db, &dl);
     if (rc == CORE_OK) {
@@ -461,9 +469,8 @@ static int stage_normalize(struct stage *s, const struct bus_msg *msgs,
     dead_free(&dl);
     free(alive.v);
     core_buf_fini(&body);
-    free(from);
     free(ends);
-    free(pubs);
+    free(keys);
     free(envs);
     return rc;
 }
@@ -473,21 +480,20 @@ static int stage_normalize(struct stage *s, const struct bus_msg *msgs,
 static int stage_device_writer(struct stage *s, const struct bus_msg *msgs,
                                size_t n)
 {
-    struct pipeline_env *envs = malloc(n * sizeof *envs);
-    struct pipeline_msg *pm = calloc(n, sizeof *pm);
-    struct dead_list dl = {calloc(n, sizeof *dl.v), 0};
-    int rc = envs && pm && dl.v ? CORE_OK : CORE_ENOMEM;
+    struct pipeline_env *envs;
+    size_t ne;
+    int rc = decode_all(s, msgs, n, PIPELINE_ENV_NORM, &envs, &ne);
+    struct pipeline_msg *pm = calloc(ne ? ne : 1, sizeof *pm);
+    struct dead_list dl = {calloc(ne ? ne : 1, sizeof *dl.v), 0};
+    if (rc == CORE_OK && (!pm || !dl.v))
+        rc = CORE_ENOMEM;
     size_t k = 0;
     /* normalize has judged the message already: its checks passed against
      * the same receive time, so no limit but the structure applies here. */
     struct pipeline_limits lim = s->w->cfg.limits;
     lim.max_future_ms = INT64_MAX / 4;
-    if (rc == CORE_OK)
-        decode_all(s, msgs, n, PIPELINE_ENV_NORM, envs);
-    for (size_t i = 0; i < n && rc == CORE_OK; i++) {
+    for (size_t i = 0; i < ne && rc == CORE_OK; i++) {
         const struct pipeline_env *e = &envs[i];
-        if (!e->body)
-            continue;
         char reason[256] = "";
         json_error_t jerr;
         json_t *doc = json_loadb(e->body, e->body_len, JSON_REJECT_DUPLICATES,
@@ -560,12 +566,15 @@ static void *stage_main(void *arg)
 {
     struct stage *s = arg;
     struct pipeline_workers *w = s->w;
-    struct bus_msg *msgs = calloc(w->cfg.batch_max, sizeof *msgs);
+    /* Bus messages are mostly bundles of several envelopes (up to
+     * PIPELINE_BUNDLE_MSGS / _BYTES each): a quarter of batch_max of them
+     * per batch keeps a batch's transaction and memory bounded. */
+    size_t max = w->cfg.batch_max / 4 ? w->cfg.batch_max / 4 : 1;
+    struct bus_msg *msgs = calloc(max, sizeof *msgs);
     int64_t pause = 0;
     while (msgs && !atomic_load(&w->stopping)) {
         size_t n = 0;
-        int rc = bus_consumer_consume(s->consumer, msgs, w->cfg.batch_max,
-                                      250, &n);
+        int rc = bus_consumer_consume(s->consumer, msgs, max, 250, &n);
         if (rc) {
             pause = next_pause(pause);
             core_log_warn("pipeline",

@@ -4,6 +4,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pipeline.h"
@@ -202,6 +204,110 @@ static void test_envelope_refusals(void **state)
     }
 }
 
+/* Bundles: pipeline__publish puts the envelopes of one partition into one
+ * bus message (in order); decoding gives every envelope back. */
+static void test_bundles(void **state)
+{
+    (void)state;
+    struct bus_config cfg;
+    bus_config_init(&cfg);
+    cfg.url = "mem";
+    cfg.partitions = 4;
+    struct bus *bus;
+    assert_int_equal(bus_open(&cfg, &bus), CORE_OK);
+    assert_int_equal(bus_group_declare(bus, "t.v1", "g"), CORE_OK);
+    static const char *const devs[] = {
+        "0190a4c2-0000-7000-8000-0000000000a1", "0190a4c2-0000-7000-8000-0000000000a2",
+        "0190a4c2-0000-7000-8000-0000000000a3"};
+    enum { N = 30 };
+    struct core_buf b;
+    core_buf_init(&b);
+    size_t ends[N];
+    const char *keys[N];
+    for (int i = 0; i < N; i++) {
+        struct pipeline_msg m = {.org_id = "0190a4c2-0000-7000-8000-000000000002",
+                                 .received_ms = NOW + i, .transport = "http"};
+        snprintf(m.raw_id, sizeof m.raw_id, "0190a4c2-0000-7000-8000-%012d", i);
+        snprintf(m.device_id, sizeof m.device_id, "%s", devs[i % 3]);
+        char body[32];
+        int len = snprintf(body, sizeof body, "{\"n\":%d}", i);
+        pipeline__env_encode(&b, PIPELINE_ENV_RAW, &m, body, (size_t)len);
+        ends[i] = b.len;
+        keys[i] = devs[i % 3];
+    }
+    assert_int_equal(pipeline__publish(bus, "t.v1", b.data, ends, keys, N), CORE_OK);
+    struct bus_consumer *c;
+    assert_int_equal(bus_consumer_create(bus, "t.v1", "g", "c1", &c), CORE_OK);
+    struct bus_msg msgs[64];
+    size_t n = 0;
+    assert_int_equal(bus_consumer_consume(c, msgs, 64, 1000, &n), CORE_OK);
+    assert_true(n >= 1 && n <= 3); /* one per partition the 3 devices use */
+    struct pipeline_env *envs = NULL;
+    size_t ne = 0, cap = 0;
+    char reason[128];
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(pipeline__env_decode_msg(msgs[i].payload, msgs[i].len,
+                                                  &envs, &ne, &cap, reason,
+                                                  sizeof reason),
+                         CORE_OK);
+    assert_int_equal(ne, N);
+    int last[3] = {-1, -1, -1}, seen = 0;
+    for (size_t i = 0; i < ne; i++) {
+        int k = atoi(envs[i].raw_id + 24);
+        char body[32];
+        int len = snprintf(body, sizeof body, "{\"n\":%d}", k);
+        assert_int_equal(envs[i].body_len, (size_t)len);
+        assert_memory_equal(envs[i].body, body, (size_t)len);
+        assert_string_equal(envs[i].device_id, devs[k % 3]);
+        assert_true(k > last[k % 3]); /* a device's messages in order */
+        last[k % 3] = k;
+        seen++;
+    }
+    assert_int_equal(seen, N);
+    bus_consumer_ack(c, msgs, n);
+    bus_consumer_destroy(c);
+
+    /* Malformed bundles are refused whole, with a reason. */
+    core_buf_reset(&b);
+    static const char *const bad[] = {
+        "argus1 bundle 0\n",
+        "argus1 bundle x\n",
+        "argus1 bundle 2\n3\nabc",
+        "argus1 bundle 1\n999\nargus1 raw",
+        "argus1 bundle 1\n2\n{}",
+        "argus1 bundle 99999\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        size_t before = ne;
+        reason[0] = '\0';
+        assert_int_equal(pipeline__env_decode_msg(bad[i], strlen(bad[i]), &envs,
+                                                  &ne, &cap, reason, sizeof reason),
+                         CORE_EINVAL);
+        assert_int_equal(ne, before);
+        assert_true(reason[0] != '\0');
+    }
+    /* Bytes after the last envelope. */
+    struct pipeline_msg m = {.raw_id = "0190a4c2-0000-7000-8000-000000000001",
+                             .org_id = "0190a4c2-0000-7000-8000-000000000002",
+                             .device_id = DEV, .received_ms = NOW, .transport = "http"};
+    struct core_buf one;
+    core_buf_init(&one);
+    pipeline__env_encode(&one, PIPELINE_ENV_RAW, &m, "{}", 2);
+    core_buf_printf(&b, "argus1 bundle 1\n%zu\n", one.len);
+    core_buf_append(&b, one.data, one.len);
+    assert_int_equal(pipeline__env_decode_msg(b.data, b.len, &envs, &ne, &cap,
+                                              reason, sizeof reason),
+                     CORE_OK);
+    core_buf_putc(&b, 'x');
+    assert_int_equal(pipeline__env_decode_msg(b.data, b.len, &envs, &ne, &cap,
+                                              reason, sizeof reason),
+                     CORE_EINVAL);
+    core_buf_fini(&one);
+    free(envs);
+    core_buf_fini(&b);
+    bus_close(bus);
+}
+
 static void test_stage_names(void **state)
 {
     (void)state;
@@ -232,6 +338,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_envelope_round_trip),
         cmocka_unit_test(test_envelope_refusals),
+        cmocka_unit_test(test_bundles),
         cmocka_unit_test(test_stage_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
