@@ -76,7 +76,10 @@ void pipeline_msg_fini(struct pipeline_msg *m);
  *    NaN or Infinity; integers (no fraction or exponent) within int64, other
  *    numbers finite as doubles (rounded correctly; underflow is fine);
  *    duplicate keys refused in every object; at most 2048 levels of nesting;
- *    nothing but whitespace around the top-level object or array.
+ *    nothing but whitespace around the top-level object or array. One
+ *    deliberate difference: jansson skips a raw NUL byte that directly
+ *    follows a number or true/false/null (an artefact of its unget
+ *    buffer); we refuse every raw NUL byte, as RFC 8259 does.
  *  - A message is an object with only deviceId (a UUID), metrics (an object
  *    of 1 to max_metrics name: number | boolean | string), timestamp (RFC
  *    3339 string or epoch seconds, milliseconds or microseconds told apart

@@ -147,6 +147,14 @@ static int diff_mode(const char *text, size_t len, bool batch,
         snprintf(why, why_len, "parse returned %d", rc);
         goto done;
     }
+    /* The one intended difference: jansson skips a raw NUL byte right after
+     * a number or true/false/null (its stream takes NUL for "nothing
+     * buffered" after an unget); we refuse every NUL byte, as RFC 8259
+     * does. */
+    if (doc && rc == CORE_EPARSE && memchr(text, '\0', len)) {
+        out = 0;
+        goto done;
+    }
     if (!doc != (rc == CORE_EPARSE)) {
         snprintf(why, why_len, "JSON or not: jansson %s, new %s",
                  doc ? "accepts" : jerr.text, rc ? err : "accepts");

@@ -10,7 +10,8 @@
  * JSON or not, the number of messages, accept or refuse per message with the
  * same reason, and every accepted field (doubles bit for bit; payload and
  * metrics text reading back as the same JSON); otherwise 1 with the
- * disagreement described in why. */
+ * disagreement described in why. The one intended difference: a raw NUL
+ * byte that jansson skips (right after a number or a literal) is refused. */
 int msgparse_diff(const char *text, size_t len, char *why, size_t why_len);
 
 #endif

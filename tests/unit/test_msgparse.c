@@ -95,7 +95,18 @@ static void test_json_strictness(void **state)
         agree(bad[i], strlen(bad[i]));
         refused(bad[i], CORE_EPARSE, NULL);
     }
-    /* A raw NUL byte is never JSON. */
+    /* A raw NUL byte is never JSON, not even where jansson skips it
+     * (after a number or a literal). */
+    const char *nuls[] = {"[1\0]", "[true\0,1]", "{\"a\":1.5\0}", "[\0]", "{}\0"};
+    const size_t nul_lens[] = {5, 10, 10, 3, 3};
+    for (size_t i = 0; i < sizeof nuls / sizeof *nuls; i++) {
+        struct pipeline_msg m;
+        char reason[256];
+        agree(nuls[i], nul_lens[i]);
+        assert_int_equal(pipeline_parse_one(nuls[i], nul_lens[i], NOW, &lim, &m,
+                                            reason, sizeof reason),
+                         CORE_EPARSE);
+    }
     const char nul[] = MSG("{\"x\":\"a\0b\"}");
     agree(nul, sizeof nul - 1);
     struct pipeline_msg m;
