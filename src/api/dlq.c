@@ -143,7 +143,8 @@ static int entry_get(struct db_conn *c, const char *org, const char *id,
     rc = db_step(s, &row);
     if (rc == CORE_OK && row) {
         *out = entry_json(s, true);
-        if (text && !(*text = strdup(db_col_text(s, 9))))
+        const char *t = db_col_text(s, 9);
+        if (text && !(*text = strdup(t ? t : "")))
             rc = CORE_ENOMEM;
     }
     db_finalize(s);
