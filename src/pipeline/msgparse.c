@@ -454,8 +454,9 @@ static size_t real_dump_len(double v)
     return len;
 }
 
-/* At '-' or a digit. *integer tells an integer token (jansson's
- * json_integer) from a real one. */
+/* At '-' or a digit: the number's value as jansson gives it (an integer
+ * token, without fraction or exponent, through int64) and, when dump_len is
+ * not NULL, the length of its compact dump. */
 static bool num_parse(struct ps *s, double *out, size_t *dump_len)
 {
     const char *p = s->at, *start = p, *end = s->end;
@@ -603,7 +604,8 @@ static bool any_object(struct ps *s, int depth, size_t *dump_len)
         size_t kl;
         if (!str_parse(s, &k, &kl) || !key_add(s, &f, k, kl, at))
             return false;
-        add(dump_len, dump_len ? str_dump_len(k, kl) + 1 : 0);
+        if (dump_len)
+            *dump_len += str_dump_len(k, kl) + 1;
         skip_ws(s);
         if (s->at >= s->end || *s->at != ':')
             return fail(s, s->at, "':' expected");
@@ -1022,41 +1024,42 @@ static int build(struct pipeline_parser *p, const struct msgstate *ms,
     return CORE_OK;
 }
 
-/* Parses one message (an object, or any value which is then refused) at
- * s->at and hands it to the callback unless collect is false. */
-static bool message(struct ps *s, const struct pipeline_parse_args *a,
-                    int depth, size_t index, bool collect)
+/* Judges a parsed message and hands it, accepted (its payload the bytes
+ * [from, to) of the text) or refused, to the callback. */
+static bool deliver(struct ps *s, const struct pipeline_parse_args *a,
+                    const struct msgstate *ms, size_t index, const char *from,
+                    const char *to)
 {
-    struct pipeline_parser *p = s->p;
+    char reason[256];
+    struct pipeline_msg m;
+    int64_t ts = 0;
+    int rc = judge(s->p, ms, a->received_ms, a->lim, &ts, reason, sizeof reason);
+    if (rc == CORE_OK) {
+        if (build(s->p, ms, from, (size_t)(to - from), a->received_ms, ts, &m))
+            return oom(s);
+        rc = a->cb(index, &m, NULL, a->ctx);
+    } else {
+        rc = a->cb(index, NULL, reason, a->ctx);
+    }
+    if (rc && s->rc == CORE_OK)
+        s->rc = rc;
+    return rc == CORE_OK;
+}
+
+/* Parses one element of a batch (an object, or any value which is then
+ * refused) at s->at and delivers it unless collect is false. */
+static bool element(struct ps *s, const struct pipeline_parse_args *a,
+                    size_t index, bool collect)
+{
     struct msgstate ms = {0};
     char *mark = s->sp;
-    p->nmets = 0;
+    s->p->nmets = 0;
     const char *from = s->at;
     bool ok = collect && s->at < s->end && *s->at == '{'
-                  ? message_object(s, depth, &ms)
-                  : any_value(s, depth, NULL);
-    if (!ok)
+                  ? message_object(s, 2, &ms)
+                  : any_value(s, 2, NULL);
+    if (!ok || (collect && !deliver(s, a, &ms, index, from, s->at)))
         return false;
-    if (collect) {
-        char reason[256];
-        struct pipeline_msg m;
-        int64_t ts = 0;
-        int rc = judge(p, &ms, a->received_ms, a->lim, &ts, reason,
-                       sizeof reason);
-        if (rc == CORE_OK) {
-            rc = build(p, &ms, from, (size_t)(s->at - from), a->received_ms, ts,
-                       &m);
-            if (rc)
-                return oom(s);
-            rc = a->cb(index, &m, NULL, a->ctx);
-        } else {
-            rc = a->cb(index, NULL, reason, a->ctx);
-        }
-        if (rc) {
-            s->rc = rc;
-            return false;
-        }
-    }
     s->sp = mark;
     return true;
 }
@@ -1174,7 +1177,7 @@ int pipeline_parse(struct pipeline_parser *p, const struct pipeline_parse_args *
             s.at++;
         } else {
             for (size_t i = 0;; i++) {
-                if (!message(&s, a, 2, i, i < a->max_msgs))
+                if (!element(&s, a, i, i < a->max_msgs))
                     goto done;
                 (*n)++;
                 skip_ws(&s);
@@ -1205,23 +1208,8 @@ int pipeline_parse(struct pipeline_parser *p, const struct pipeline_parse_args *
             goto done;
         }
         *n = 1;
-        if (a->max_msgs == 0)
-            goto done;
-        char reason[256];
-        struct pipeline_msg m;
-        int64_t ts = 0;
-        int rc = judge(p, &ms, a->received_ms, a->lim, &ts, reason,
-                       sizeof reason);
-        if (rc == CORE_OK) {
-            if (build(p, &ms, a->text, a->len, a->received_ms, ts, &m)) {
-                oom(&s);
-                goto done;
-            }
-            rc = a->cb(0, &m, NULL, a->ctx);
-        } else {
-            rc = a->cb(0, NULL, reason, a->ctx);
-        }
-        s.rc = rc;
+        if (a->max_msgs > 0)
+            deliver(&s, a, &ms, 0, a->text, a->text + a->len);
         goto done;
     } else {
         fail(&s, s.at, "'{' or '[' expected");
