@@ -35,6 +35,7 @@ bench: bootstrap build
 	@ARGUS_BIN=./$(BUILD)/argus ./bench/ingest.sh
 	@BUILD_DIR=$(BUILD) ./bench/tsdb.sh
 	@BUILD_DIR=$(BUILD) ./bench/bus.sh
+	@BUILD_DIR=$(BUILD) ./bench/msgparse.sh
 	@BUILD_DIR=$(BUILD) ./bench/jsonpath.sh
 	@BUILD=$(BUILD) ./bench/jsonschema.sh
 	@BUILD_DIR=$(BUILD) ./bench/jsonata.sh

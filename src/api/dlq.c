@@ -122,11 +122,15 @@ static void list_handler(struct http_req *req, struct http_res *res, void *ctx)
 }
 
 /* Reads one entry of the caller's organisation (NULL when absent). */
+/* The entry as JSON in *out (NULL when there is none) and, when text is
+ * not NULL, its payload as stored in *text (caller frees). */
 static int entry_get(struct db_conn *c, const char *org, const char *id,
-                     json_t **out)
+                     json_t **out, char **text)
 {
     struct db_stmt *s;
     *out = NULL;
+    if (text)
+        *text = NULL;
     int rc = db_prepare(c,
                         "SELECT " ENTRY_COLS " FROM dlq WHERE id = ? AND "
                         "organization_id = ?",
@@ -137,8 +141,12 @@ static int entry_get(struct db_conn *c, const char *org, const char *id,
     db_bind_text(s, 2, org);
     bool row;
     rc = db_step(s, &row);
-    if (rc == CORE_OK && row)
+    if (rc == CORE_OK && row) {
         *out = entry_json(s, true);
+        const char *t = db_col_text(s, 9);
+        if (text && !(*text = strdup(t ? t : "")))
+            rc = CORE_ENOMEM;
+    }
     db_finalize(s);
     return rc;
 }
@@ -153,7 +161,7 @@ static void get_handler(struct http_req *req, struct http_res *res, void *ctx)
     if (!c)
         return;
     json_t *o;
-    int rc = entry_get(c, api__principal(req)->org_id, id, &o);
+    int rc = entry_get(c, api__principal(req)->org_id, id, &o, NULL);
     db_conn_release(c);
     if (rc)
         http_res_error(res, rc);
@@ -228,11 +236,12 @@ static int replay_one(struct api *api, const char *org, const char *id,
 {
     struct db_conn *c;
     json_t *e = NULL;
+    char *text = NULL;
     *found = *ok = false;
     int rc = db_conn_acquire(api->db, false, &c);
     if (rc)
         return rc;
-    rc = entry_get(c, org, id, &e);
+    rc = entry_get(c, org, id, &e, &text);
     bool alive = false;
     const char *dev = json_string_value(json_object_get(e, "deviceId"));
     if (rc == CORE_OK && e && dev)
@@ -240,17 +249,22 @@ static int replay_one(struct api *api, const char *org, const char *id,
     db_conn_release(c);
     if (rc || !e) {
         json_decref(e);
+        free(text);
         return rc;
     }
     *found = true;
     int64_t received = core_time_now_ms();
     core_time_parse_iso(json_string_value(json_object_get(e, "receivedAt")),
                         &received);
-    json_t *payload = json_object_get(e, "payload");
     struct pipeline_msg m;
-    memset(&m, 0, sizeof m);
-    int nrc = pipeline_normalize(payload, received, &api->limits, &m, reason,
-                                 reason_len);
+    char why[200];
+    int nrc = pipeline_parse_one(text, strlen(text), received, &api->limits, &m,
+                                 why, sizeof why);
+    if (nrc == CORE_EPARSE || nrc == CORE_EINVAL) {
+        snprintf(reason, reason_len, "%s%s",
+                 nrc == CORE_EPARSE ? "stored payload is not JSON: " : "", why);
+        nrc = CORE_EINVAL;
+    }
     if (nrc == CORE_OK && !alive) {
         snprintf(reason, reason_len, "device %s no longer exists",
                  m.device_id);
@@ -265,11 +279,8 @@ static int replay_one(struct api *api, const char *org, const char *id,
             core_uuid7(m.raw_id);
         snprintf(m.org_id, sizeof m.org_id, "%s", org);
         m.transport = "replay";
-        m.payload = json_dumps(payload, JSON_COMPACT | JSON_REAL_PRECISION(17));
-        m.payload_len = m.payload ? strlen(m.payload) : 0;
         struct entry_delete d = {org, id};
-        rc = m.payload ? pipeline_store_sync(api->pipeline, &m, 1, delete_also, &d)
-                       : CORE_ENOMEM;
+        rc = pipeline_store_sync(api->pipeline, &m, 1, delete_also, &d);
         *ok = rc == CORE_OK;
         pipeline_msg_fini(&m);
     } else if (nrc == CORE_EINVAL) {
@@ -295,6 +306,7 @@ static int replay_one(struct api *api, const char *org, const char *id,
         rc = nrc;
     }
     json_decref(e);
+    free(text);
     return rc;
 }
 

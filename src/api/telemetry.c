@@ -16,18 +16,10 @@ struct ingest_wait {
     struct http_deferred *deferred;
     char *answer; /* 202 body, sent on success */
     size_t answer_len;
-    json_t *body; /* the parsed request, released on an HTTP thread */
 };
 
-static void body_release(void *arg)
-{
-    json_decref(arg);
-}
-
 /* Runs on the pipeline's writer thread, which is the ingest bottleneck:
- * the answer was serialised beforehand, and the request's JSON is freed by
- * the HTTP thread that sends the answer (the messages' own references were
- * dropped by the writer already; jansson counts references atomically). */
+ * the answer was serialised beforehand. */
 static void ingest_done(int rc, void *ctx)
 {
     struct ingest_wait *w = ctx;
@@ -52,8 +44,6 @@ static void ingest_done(int rc, void *ctx)
                          core_strerror(rc));
     }
     free(w->answer);
-    res.release = body_release;
-    res.release_arg = w->body;
     http_deferred_finish(w->deferred, &res);
     free(w);
 }
@@ -89,55 +79,45 @@ static char *answer_text(const struct pipeline_msg *msgs, size_t n,
     return out;
 }
 
-static bool json_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+/* The messages of one request as the parser hands them over: the accepted
+ * ones kept (until one is refused: then none will be stored), the first 20
+ * refusals listed and all counted. */
+struct ingest_collect {
+    struct pipeline_msg *msgs;
+    size_t n, cap;
+    json_t *errors;
+    size_t nerr;
+};
 
-/* Splits the text of a top-level JSON array of n values, which jansson has
- * accepted, into the byte range [from[i], to[i]) of each value, so that each
- * message is stored as it was sent instead of being serialised again.
- * Returns false when the text does not split into n values (the caller
- * then serialises). */
-static bool array_slices(const char *text, size_t len, size_t n, size_t *from,
-                         size_t *to)
+static int collect_cb(size_t index, struct pipeline_msg *m, const char *reason,
+                      void *ctx)
 {
-    size_t i = 0;
-    while (i < len && json_space(text[i]))
-        i++;
-    if (i == len || text[i++] != '[')
-        return false;
-    for (size_t k = 0; k < n; k++) {
-        while (i < len && json_space(text[i]))
-            i++;
-        from[k] = i;
-        int depth = 0;
-        for (; i < len; i++) {
-            char c = text[i];
-            if (c == '"') {
-                for (i++; i < len && text[i] != '"'; i++)
-                    if (text[i] == '\\')
-                        i++;
-            } else if (c == '{' || c == '[') {
-                depth++;
-            } else if (c == '}' || c == ']') {
-                if (depth == 0)
-                    break;
-                depth--;
-            } else if (c == ',' && depth == 0) {
-                break;
-            }
-        }
-        if (i >= len || text[i] != (k + 1 < n ? ',' : ']'))
-            return false;
-        size_t end = i++;
-        while (end > from[k] && json_space(text[end - 1]))
-            end--;
-        if (end == from[k])
-            return false;
-        to[k] = end;
+    struct ingest_collect *c = ctx;
+    if (!m) {
+        if (c->nerr++ < 20 &&
+            json_array_append_new(c->errors,
+                                  json_pack("{s:I, s:s}", "index",
+                                            (json_int_t)index, "message",
+                                            reason)))
+            return CORE_ENOMEM;
+        return CORE_OK;
     }
-    return true;
+    if (c->nerr) {
+        pipeline_msg_fini(m);
+        return CORE_OK;
+    }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        struct pipeline_msg *v = realloc(c->msgs, cap * sizeof *v);
+        if (!v) {
+            pipeline_msg_fini(m);
+            return CORE_ENOMEM;
+        }
+        c->msgs = v;
+        c->cap = cap;
+    }
+    c->msgs[c->n++] = *m;
+    return CORE_OK;
 }
 
 /* May this key's device write as dev? Its own id, or a device behind it
@@ -188,90 +168,57 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
                          "expected Content-Type application/json");
         return;
     }
-    json_error_t jerr;
-    json_t *body = req->body ? json_loadb(req->body, req->body_len,
-                                          JSON_REJECT_DUPLICATES, &jerr)
-                             : NULL;
-    if (!body) {
-        if (req->body)
-            http_res_problem(res, HTTP_PROBLEM_MALFORMED_JSON,
-                             "line %d, column %d: %s", jerr.line, jerr.column,
-                             jerr.text);
-        else
-            http_res_problem(res, HTTP_PROBLEM_MALFORMED_JSON,
-                             "the body is empty; send a message or an array "
-                             "of messages");
+    if (!req->body) {
+        http_res_problem(res, HTTP_PROBLEM_MALFORMED_JSON,
+                         "the body is empty; send a message or an array "
+                         "of messages");
         return;
     }
-    bool single = json_is_object(body);
-    size_t n = single ? 1 : json_array_size(body);
-    if (!single && (!json_is_array(body) || n == 0 || n > MAX_BATCH)) {
-        json_decref(body);
+    struct ingest_collect col = {NULL, 0, 0, json_array(), 0};
+    struct ingest_wait *w = NULL;
+    struct db_conn *c = NULL;
+    int status = 0, rc = CORE_OK;
+    struct pipeline_parser *parser = pipeline_parser_local();
+    if (!col.errors || !parser) {
+        rc = CORE_ENOMEM;
+        goto fail;
+    }
+    struct pipeline_parse_args pa = {req->body, req->body_len, true, MAX_BATCH,
+                                     core_time_now_ms(), &api->limits,
+                                     collect_cb, &col};
+    size_t n;
+    bool array;
+    char perr[160];
+    rc = pipeline_parse(parser, &pa, &n, &array, perr, sizeof perr);
+    if (rc == CORE_EPARSE) {
+        http_res_problem(res, HTTP_PROBLEM_MALFORMED_JSON, "%s", perr);
+        goto out;
+    }
+    if (rc)
+        goto fail;
+    bool single = !array;
+    if (!single && (n == 0 || n > MAX_BATCH)) {
         http_res_problem(res, HTTP_PROBLEM_VALIDATION,
                          "send one message object or an array of 1 to %d "
                          "messages",
                          MAX_BATCH);
-        return;
-    }
-
-    struct pipeline_msg *msgs = calloc(n, sizeof *msgs);
-    struct ingest_wait *w = calloc(1, sizeof *w);
-    size_t *cuts = single ? NULL : malloc(2 * n * sizeof *cuts);
-    json_t *errors = json_array();
-    struct db_conn *c = NULL;
-    size_t ok = 0, nerr = 0;
-    int status = 0, rc = CORE_OK;
-    if (!msgs || !w || (!single && !cuts) || !errors) {
-        rc = CORE_ENOMEM;
-        goto fail;
-    }
-    bool sliced = !single && array_slices(req->body, req->body_len, n, cuts,
-                                          cuts + n);
-    int64_t now = core_time_now_ms();
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = single ? body : json_array_get(body, i);
-        char reason[256];
-        rc = pipeline_normalize(m, now, &api->limits, &msgs[ok], reason,
-                                sizeof reason);
-        if (rc == CORE_EINVAL) {
-            /* The first 20 reasons are listed; all are counted. */
-            if (nerr++ < 20)
-                json_array_append_new(errors,
-                                      json_pack("{s:I, s:s}", "index",
-                                                (json_int_t)i, "message",
-                                                reason));
-            rc = CORE_OK;
-            continue;
-        }
-        if (rc)
-            goto fail;
-        struct pipeline_msg *pm = &msgs[ok++];
-        core_uuid7(pm->raw_id);
-        memcpy(pm->org_id, p->org_id, sizeof pm->org_id);
-        pm->transport = "http";
-        if (single) {
-            pm->payload = strndup(req->body, req->body_len);
-            pm->payload_len = req->body_len;
-        } else if (sliced && !memchr(req->body + cuts[i], '\0',
-                                     cuts[n + i] - cuts[i])) {
-            pm->payload_len = cuts[n + i] - cuts[i];
-            pm->payload = strndup(req->body + cuts[i], pm->payload_len);
-        } else {
-            pm->payload = json_dumps(m, JSON_COMPACT | JSON_REAL_PRECISION(17));
-            pm->payload_len = pm->payload ? strlen(pm->payload) : 0;
-        }
-        if (!pm->payload) {
-            rc = CORE_ENOMEM;
-            goto fail;
-        }
-    }
-    if (nerr) {
-        json_t *first = json_array_get(errors, 0);
-        http_res_problem_ext(
-            res, HTTP_PROBLEM_VALIDATION, json_pack("{s:O}", "errors", errors),
-            "%s (%zu of %zu messages invalid; none was stored)",
-            json_string_value(json_object_get(first, "message")), nerr, n);
         goto out;
+    }
+    if (col.nerr) {
+        json_t *first = json_array_get(col.errors, 0);
+        http_res_problem_ext(
+            res, HTTP_PROBLEM_VALIDATION,
+            json_pack("{s:O}", "errors", col.errors),
+            "%s (%zu of %zu messages invalid; none was stored)",
+            json_string_value(json_object_get(first, "message")), col.nerr, n);
+        goto out;
+    }
+    struct pipeline_msg *msgs = col.msgs;
+    size_t ok = col.n;
+    for (size_t i = 0; i < ok; i++) {
+        core_uuid7(msgs[i].raw_id);
+        memcpy(msgs[i].org_id, p->org_id, sizeof msgs[i].org_id);
+        msgs[i].transport = "http";
     }
 
     /* Authorisation: each device is the key's or behind it (a connection
@@ -304,12 +251,13 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
     if (status)
         goto out;
 
-    w->answer = answer_text(msgs, ok, single, &w->answer_len);
-    if (!w->answer) {
+    w = calloc(1, sizeof *w);
+    if (w)
+        w->answer = answer_text(msgs, ok, single, &w->answer_len);
+    if (!w || !w->answer) {
         rc = CORE_ENOMEM;
         goto fail;
     }
-    w->body = body;
     w->deferred = http_res_defer(req, res);
     rc = pipeline_submit(api->pipeline, msgs, ok, ingest_done, w);
     if (rc) {
@@ -328,22 +276,21 @@ static void ingest_handler(struct http_req *req, struct http_res *res,
         w = NULL; /* freed once, here (out: frees w too) */
         goto out; /* the messages are still ours to free */
     }
-    ok = 0; /* the pipeline owns the messages */
+    col.n = 0; /* the pipeline owns the messages */
     w = NULL;
-    body = NULL; /* released once the answer is sent (ingest_done) */
     goto out;
 fail:
     http_res_error(res, rc);
 out:
     if (c)
         db_conn_release(c);
-    for (size_t i = 0; msgs && i < ok; i++)
-        pipeline_msg_fini(&msgs[i]);
-    free(msgs);
+    for (size_t i = 0; i < col.n; i++)
+        pipeline_msg_fini(&col.msgs[i]);
+    free(col.msgs);
+    if (w)
+        free(w->answer);
     free(w);
-    free(cuts);
-    json_decref(errors);
-    json_decref(body);
+    json_decref(col.errors);
 }
 
 /* ----------------------------------------------------------------- queries */

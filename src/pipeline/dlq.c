@@ -188,19 +188,16 @@ int pipeline_replay(struct pipeline *p, const struct pipeline_limits *lim,
                      "device %s no longer exists", it->device_id);
             continue;
         }
-        json_error_t jerr;
-        json_t *doc = json_loads(it->payload, JSON_REJECT_DUPLICATES, &jerr);
-        if (!doc) {
-            snprintf(it->reason, sizeof it->reason, "stored payload is not JSON: %s",
-                     jerr.text);
+        struct pipeline_msg *m = &msgs[nmsgs];
+        char why[200];
+        int nrc = pipeline_parse_one(it->payload, strlen(it->payload),
+                                     it->received_ms, lim, m, why, sizeof why);
+        if (nrc == CORE_EPARSE || nrc == CORE_EINVAL) {
+            snprintf(it->reason, sizeof it->reason, "%s%s",
+                     nrc == CORE_EPARSE ? "stored payload is not JSON: " : "",
+                     why);
             continue;
         }
-        struct pipeline_msg *m = &msgs[nmsgs];
-        int nrc = pipeline_normalize(doc, it->received_ms, lim, m, it->reason,
-                                     sizeof it->reason);
-        json_decref(doc);
-        if (nrc == CORE_EINVAL)
-            continue;
         if (nrc) {
             rc = nrc;
             break;
@@ -218,9 +215,6 @@ int pipeline_replay(struct pipeline *p, const struct pipeline_limits *lim,
         memcpy(m->raw_id, it->raw_id, sizeof m->raw_id);
         snprintf(m->org_id, sizeof m->org_id, "%s", org_id);
         m->transport = it->transport;
-        m->payload = it->payload;
-        m->payload_len = strlen(it->payload);
-        it->payload = NULL; /* now the message's */
         nmsgs++;
     }
     db_conn_release(c);

@@ -34,10 +34,10 @@ struct pipeline_limits {
 void pipeline_limits_default(struct pipeline_limits *l);
 
 struct pipeline_metric {
-    const char *key; /* borrowed from the message document */
+    const char *key; /* in the message's block, NUL-terminated */
     enum tsdb_vtype type;
     double num;
-    const char *str; /* borrowed */
+    const char *str; /* in the message's block, NUL-terminated */
 };
 
 /* One accepted message on its way through the stages. */
@@ -48,25 +48,108 @@ struct pipeline_msg {
     int64_t received_ms;
     int64_t ts_ms;
     const char *transport;
-    json_t *doc;   /* the message (owned, one reference) */
-    char *payload; /* the message as stored in the raw store (owned) */
+    /* One allocation (owned) holding the metrics array, their keys and
+     * strings and the payload; pipeline_msg_fini frees it. */
+    void *block;
+    char *payload; /* the message as stored in the raw store (in block) */
     size_t payload_len;
-    struct pipeline_metric *metrics; /* owned array */
+    struct pipeline_metric *metrics; /* in block */
     size_t nmetrics;
+    /* The text of the metrics object as sent, inside payload. */
+    const char *metrics_text;
+    size_t metrics_text_len;
 };
 
-/* Checks one message of the ingest format {deviceId, metrics, timestamp?,
- * metadata?} and fills out (which takes a reference to msg). Timestamps
- * may be RFC 3339 strings or epoch numbers in seconds, milliseconds or
- * microseconds (told apart by magnitude); a missing one is the receive
- * time. Metric values are numbers, booleans or strings. On failure returns
- * CORE_EINVAL with a reason a device developer can act on in reason.
- * Free out with pipeline_msg_fini. */
-int pipeline_normalize(json_t *msg, int64_t received_ms,
-                       const struct pipeline_limits *lim,
-                       struct pipeline_msg *out, char *reason,
-                       size_t reason_len);
 void pipeline_msg_fini(struct pipeline_msg *m);
+
+/* --------------------------------------------------------------- parsing
+ * The ingest format {deviceId, metrics, timestamp?, metadata?} is parsed
+ * straight from its text into struct pipeline_msg, in one pass with no
+ * document tree (src/pipeline/msgparse.c). The text must be strict RFC 8259
+ * JSON as jansson's json_loadb with JSON_REJECT_DUPLICATES takes it, and a
+ * message is accepted or refused, with the same reason, exactly as the
+ * jansson-based normalize did:
+ *
+ *  - JSON: UTF-8 only (no overlong forms, surrogates or code points past
+ *    U+10FFFF); no control characters in strings; \u escapes with
+ *    surrogates in pairs, and never \u0000; numbers without leading zeros,
+ *    NaN or Infinity; integers (no fraction or exponent) within int64, other
+ *    numbers finite as doubles (rounded correctly; underflow is fine);
+ *    duplicate keys refused in every object; at most 2048 levels of nesting;
+ *    nothing but whitespace around the top-level object or array. One
+ *    deliberate difference: jansson skips a raw NUL byte that directly
+ *    follows a number or true/false/null (an artefact of its unget
+ *    buffer); we refuse every raw NUL byte, as RFC 8259 does.
+ *  - A message is an object with only deviceId (a UUID), metrics (an object
+ *    of 1 to max_metrics name: number | boolean | string), timestamp (RFC
+ *    3339 string or epoch seconds, milliseconds or microseconds told apart
+ *    by magnitude; missing or null: the receive time) and metadata (an
+ *    object or null). Its checks run in this order and the first failure is
+ *    the reason: not an object; the first unknown key in document order;
+ *    deviceId; metrics' type, emptiness and count; timestamp; metadata; then
+ *    each metric in document order (name 1 to max_key_len bytes without
+ *    control characters; value type; strings at most max_string_len bytes).
+ *  - Metadata size is the length of its compact serialisation by jansson
+ *    (json_dumpb with JSON_COMPACT): no whitespace, strings re-escaped (only
+ *    '"', '\\' and control characters; \b \f \n \r \t short, others
+ *    \u00XX), integers as %lld, other numbers as %.17g with ".0" added when
+ *    neither '.' nor 'e' shows and the exponent without '+' or leading
+ *    zeros. It is computed while parsing, without serialising.
+ *
+ * A metric value that is an integer is converted to double as jansson does
+ * ((double) of the int64, so "-0" is +0.0); other numbers as strtod. */
+
+/* Scratch space reused between parses, so that a warm parser allocates
+ * only each accepted message's block. Not thread-safe: one per thread. */
+struct pipeline_parser;
+
+int pipeline_parser_create(struct pipeline_parser **out);
+/* Accepts NULL. */
+void pipeline_parser_destroy(struct pipeline_parser *p);
+/* The calling thread's parser, created on first use and destroyed when the
+ * thread exits; NULL when out of memory. */
+struct pipeline_parser *pipeline_parser_local(void);
+
+/* Called for each message of a text, in order: with the accepted message
+ * (m; the callee takes it over by copying the struct, and frees it with
+ * pipeline_msg_fini) and reason NULL, or with m NULL and the reason it was
+ * refused (borrowed for the call). A nonzero return stops the parse and is
+ * returned by pipeline_parse. */
+typedef int (*pipeline_msg_cb)(size_t index, struct pipeline_msg *m,
+                               const char *reason, void *ctx);
+
+struct pipeline_parse_args {
+    const char *text; /* len bytes, need not be NUL-terminated */
+    size_t len;
+    /* A top-level array is a batch of messages (ingest); otherwise the
+     * text is one message and an array is refused as one. */
+    bool batch;
+    size_t max_msgs; /* messages past it are checked as JSON only */
+    int64_t received_ms;
+    const struct pipeline_limits *lim;
+    pipeline_msg_cb cb;
+    void *ctx;
+};
+
+/* Parses a text of one message or (with a->batch) an array of them. The
+ * payload of a message is the whole text for a top-level object and the
+ * element's bytes (from its first to its last character) for an array
+ * element. *n is the number of messages in the text (1 for an object; for
+ * an array its length, possibly past max_msgs) and *array tells whether it
+ * was an array. Returns CORE_OK; CORE_EPARSE when the text is not JSON as
+ * above (err says where and why: "line 1, column 7: ..."); CORE_ENOMEM; or
+ * cb's nonzero return. The parse can fail after cb has been given messages:
+ * they are the callee's to free all the same. */
+int pipeline_parse(struct pipeline_parser *p, const struct pipeline_parse_args *a,
+                   size_t *n, bool *array, char *err, size_t err_len);
+
+/* One message: a stored payload, an envelope body. CORE_OK with *m filled
+ * (free with pipeline_msg_fini); CORE_EPARSE with where and why the text is
+ * not JSON in reason; CORE_EINVAL with why the message is refused in
+ * reason; CORE_ENOMEM. Uses the calling thread's parser. */
+int pipeline_parse_one(const char *text, size_t len, int64_t received_ms,
+                       const struct pipeline_limits *lim,
+                       struct pipeline_msg *m, char *reason, size_t reason_len);
 
 /* ---------------------------------------------------------------- runner */
 

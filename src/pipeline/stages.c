@@ -368,17 +368,16 @@ static bool alive_has(const struct alive_set *set, const char *org,
     return a && strcmp(a->org, org) == 0;
 }
 
-/* The normalised body: the built-in format with an epoch-ms timestamp. */
+/* The normalised body: the built-in format with an epoch-ms timestamp and
+ * the metrics object as it was sent (the device-writer parses it with the
+ * same parser, so it reads the same values). */
 static int normalized_body(const struct pipeline_msg *m, struct core_buf *b)
 {
-    char *metrics = json_dumps(json_object_get(m->doc, "metrics"),
-                               JSON_COMPACT | JSON_REAL_PRECISION(17));
-    if (!metrics)
-        return CORE_ENOMEM;
     core_buf_reset(b);
-    core_buf_printf(b, "{\"deviceId\":\"%s\",\"timestamp\":%lld,\"metrics\":%s}",
-                    m->device_id, (long long)m->ts_ms, metrics);
-    free(metrics);
+    core_buf_printf(b, "{\"deviceId\":\"%s\",\"timestamp\":%lld,\"metrics\":",
+                    m->device_id, (long long)m->ts_ms);
+    core_buf_append(b, m->metrics_text, m->metrics_text_len);
+    core_buf_append(b, "}", 1);
     return b->oom ? CORE_ENOMEM : CORE_OK;
 }
 
@@ -389,18 +388,15 @@ static int normalize_one(struct stage *s, const struct pipeline_env *e,
                          struct core_buf *out, char *reason, size_t rlen)
 {
     reason[0] = '\0';
-    json_error_t jerr;
-    json_t *doc = json_loadb(e->body, e->body_len, JSON_REJECT_DUPLICATES,
-                             &jerr);
-    if (!doc) {
-        snprintf(reason, rlen, "the message is not JSON: %s", jerr.text);
-        return CORE_OK;
-    }
     struct pipeline_msg m;
-    int rc = pipeline_normalize(doc, e->received_ms, &s->w->cfg.limits, &m,
-                                reason, rlen);
-    json_decref(doc);
-    if (rc == CORE_EINVAL)
+    char why[200];
+    int rc = pipeline_parse_one(e->body, e->body_len, e->received_ms,
+                                &s->w->cfg.limits, &m, why, sizeof why);
+    if (rc == CORE_EPARSE)
+        snprintf(reason, rlen, "the message is not JSON: %s", why);
+    else if (rc == CORE_EINVAL)
+        snprintf(reason, rlen, "%s", why);
+    if (rc == CORE_EPARSE || rc == CORE_EINVAL)
         return CORE_OK;
     if (rc)
         return rc;
@@ -495,19 +491,18 @@ static int stage_device_writer(struct stage *s, const struct bus_msg *msgs,
     for (size_t i = 0; i < ne && rc == CORE_OK; i++) {
         const struct pipeline_env *e = &envs[i];
         char reason[256] = "";
-        json_error_t jerr;
-        json_t *doc = json_loadb(e->body, e->body_len, JSON_REJECT_DUPLICATES,
-                                 &jerr);
-        if (!doc) {
+        char why[200];
+        int nrc = pipeline_parse_one(e->body, e->body_len, e->received_ms,
+                                     &lim, &pm[k], why, sizeof why);
+        if (nrc == CORE_EPARSE) {
             snprintf(reason, sizeof reason,
-                     "the normalised message is not JSON: %s", jerr.text);
+                     "the normalised message is not JSON: %s", why);
+        } else if (nrc == CORE_EINVAL) {
+            snprintf(reason, sizeof reason, "%s", why);
         } else {
-            int nrc = pipeline_normalize(doc, e->received_ms, &lim, &pm[k],
-                                         reason, sizeof reason);
-            json_decref(doc);
-            if (nrc && nrc != CORE_EINVAL)
+            if (nrc)
                 rc = nrc;
-            else if (nrc == CORE_OK) {
+            else {
                 struct pipeline_msg *m = &pm[k++];
                 memcpy(m->raw_id, e->raw_id, sizeof m->raw_id);
                 memcpy(m->org_id, e->org_id, sizeof m->org_id);

@@ -1,37 +1,45 @@
-/* libFuzzer: an ingest body (one message or an array) through parsing and
- * normalisation. Whatever the input, normalize either accepts with sane
- * fields or refuses with a reason; it never crashes or leaks. */
+/* libFuzzer: an ingest body (one message or an array) through the ingest
+ * parser. Whatever the input, each message is either accepted with sane
+ * fields or refused with a reason; nothing crashes or leaks. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pipeline.h"
 
+#define NOW 1795435200000LL
+
+static int check_cb(size_t index, struct pipeline_msg *m, const char *reason,
+                    void *ctx)
+{
+    const struct pipeline_limits *lim = ctx;
+    if (!m) {
+        if (!reason || !reason[0])
+            abort(); /* a refusal always says why */
+        return 0;
+    }
+    if (m->nmetrics == 0 || m->nmetrics > lim->max_metrics ||
+        m->ts_ms > NOW + lim->max_future_ms || !core_uuid_valid(m->device_id) ||
+        strlen(m->payload) != m->payload_len)
+        abort();
+    pipeline_msg_fini(m);
+    return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct pipeline_limits lim;
     pipeline_limits_default(&lim);
-    json_t *doc = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
-                             NULL);
-    if (!doc)
+    struct pipeline_parser *p = pipeline_parser_local();
+    if (!p)
         return 0;
-    size_t n = json_is_array(doc) ? json_array_size(doc) : 1;
-    for (size_t i = 0; i < n && i < 1000; i++) {
-        json_t *m = json_is_array(doc) ? json_array_get(doc, i) : doc;
-        struct pipeline_msg out;
-        char reason[256];
-        int rc = pipeline_normalize(m, 1795435200000LL, &lim, &out, reason,
-                                    sizeof reason);
-        if (rc == CORE_OK) {
-            if (out.nmetrics == 0 || out.nmetrics > lim.max_metrics ||
-                out.ts_ms > 1795435200000LL + lim.max_future_ms ||
-                !core_uuid_valid(out.device_id))
-                abort();
-            pipeline_msg_fini(&out);
-        } else if (rc == CORE_EINVAL && reason[0] == '\0') {
-            abort(); /* a refusal always says why */
-        }
-    }
-    json_decref(doc);
+    struct pipeline_parse_args a = {(const char *)data, size, true, 1000, NOW,
+                                    &lim, check_cb, &lim};
+    size_t n;
+    bool array;
+    char err[160];
+    int rc = pipeline_parse(p, &a, &n, &array, err, sizeof err);
+    if (rc == CORE_EPARSE && !err[0])
+        abort();
     return 0;
 }
