@@ -854,13 +854,8 @@ static void answer(struct pipeline *p, struct submission *batch, int rc,
         }
         bool keep = own == CORE_OK && p->defer;
         int64_t now = core_time_now_ms();
-        for (size_t i = 0; i < batch->n; i++) {
+        for (size_t i = 0; i < batch->n && !keep; i++) {
             struct pipeline_msg *m = &batch->msgs[i];
-            if (keep) { /* in the raw store now; the points need the rest */
-                free(m->payload);
-                m->payload = NULL;
-                continue;
-            }
             if (own == CORE_OK && !p->cfg.bus)
                 core_metric_observe(p->m_e2e,
                                     (double)(now - m->received_ms) / 1e3);
