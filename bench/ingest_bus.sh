@@ -46,25 +46,6 @@ metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 written() { metric 'argus_stage_messages_total{stage="device-writer",result="ok"}'; }
 rss_mb() { rss_peak_mb "$PID"; }
 # q1 q2 q3 of the e2e histogram, from /metrics on stdin.
-e2e_quantiles() {
-  python3 -c '
-import sys, re
-b = []
-for line in sys.stdin:
-    m = re.match(r"argus_pipeline_e2e_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
-    if m: b.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
-b.sort()
-total = b[-1][1] if b else 0
-def q(p):
-    if not total: return float("nan")
-    want, lo, below = p * total, 0.0, 0.0
-    for le, c in b:
-        if c >= want:
-            if le == float("inf"): return lo * 1000
-            return (lo + (le - lo) * (want - below) / max(c - below, 1)) * 1000
-        lo, below = le, c
-print(q(0.5), q(0.95), q(0.99))'
-}
 
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 

@@ -40,3 +40,25 @@ start_bus() {
   BUS_URL="$1://127.0.0.1:$port"
 }
 stop_bus() { kill "$BUSPID"; wait "$BUSPID" 2>/dev/null || true; BUSPID=""; }
+
+# e2e_quantiles < /metrics text: p50 p95 p99 in ms of argus_pipeline_e2e_seconds
+# (ingest receipt → points committed), interpolated within its buckets.
+e2e_quantiles() {
+  python3 -c '
+import sys, re
+b = []
+for line in sys.stdin:
+    m = re.match(r"argus_pipeline_e2e_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+    if m: b.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
+b.sort()
+total = b[-1][1] if b else 0
+def q(p):
+    if not total: return float("nan")
+    want, lo, below = p * total, 0.0, 0.0
+    for le, c in b:
+        if c >= want:
+            if le == float("inf"): return lo * 1000
+            return (lo + (le - lo) * (want - below) / max(c - below, 1)) * 1000
+        lo, below = le, c
+print(q(0.5), q(0.95), q(0.99))'
+}

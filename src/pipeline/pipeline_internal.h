@@ -67,6 +67,11 @@ const char *pipeline__transport(const char *name, size_t len);
  * head followed by "(?, ?, ...)" with n placeholders, in sql. Returns
  * CORE_ENOMEM when the buffer could not grow. */
 #define PIPELINE_IN_MAX 100
+
+/* Buckets of argus_pipeline_e2e_seconds (runner.c), finer than the
+ * default latency buckets between 10 and 100 ms, where its targets are. */
+#define PIPELINE_E2E_BUCKETS 19
+extern const double pipeline__e2e_buckets[PIPELINE_E2E_BUCKETS];
 int pipeline__sql_in(struct core_buf *sql, const char *head, size_t n);
 
 #endif

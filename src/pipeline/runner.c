@@ -43,7 +43,7 @@ struct ack {
 
 /* Deferred points: at most this long after the first waiting raw commit,
  * or this many messages, and they are written even while submissions wait. */
-#define DEFER_MS 25
+#define DEFER_MS 20
 #define DEFER_MAX 20000
 /* A points transaction that fails is retried after a pause; after this
  * many failures in a row its messages are dropped from memory, and their
@@ -87,6 +87,10 @@ struct pipeline {
     struct core_metric_series *m_msgs, *m_failed, *m_points, *m_batch,
         *m_commit, *m_queue, *m_dlq, *m_e2e, *m_pending;
 };
+
+const double pipeline__e2e_buckets[PIPELINE_E2E_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.075,
+    0.1,   0.15,   0.25,  0.5,  1,     2.5,  5,    10,   30};
 
 struct db *pipeline__db(struct pipeline *p)
 {
@@ -1049,7 +1053,8 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
     p->m_e2e = core_metric_series(core_metric_register(
         "argus_pipeline_e2e_seconds",
         "From a message's receipt by ingest to its points committed.",
-        CORE_METRIC_HISTOGRAM, NULL, NULL, 0));
+        CORE_METRIC_HISTOGRAM, NULL, pipeline__e2e_buckets,
+        PIPELINE_E2E_BUCKETS));
     p->m_pending = core_metric_series(core_metric_register(
         "argus_pipeline_points_pending_messages",
         "Messages acknowledged (raw stored) whose points are not written "

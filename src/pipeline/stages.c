@@ -634,7 +634,8 @@ static void metrics_init(struct stage *s)
     s->m_e2e = core_metric_series(core_metric_register(
         "argus_pipeline_e2e_seconds",
         "From a message's receipt by ingest to its points committed.",
-        CORE_METRIC_HISTOGRAM, NULL, NULL, 0));
+        CORE_METRIC_HISTOGRAM, NULL, pipeline__e2e_buckets,
+        PIPELINE_E2E_BUCKETS));
 }
 
 int pipeline_workers_start(const struct pipeline_workers_config *cfg,
