@@ -52,7 +52,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < 100; k++) {
             snprintf(keys[k], sizeof keys[k], "dev-%ld", (i + k) % 1000);
             batch[k] = (struct bus_pub){keys[k], strlen(keys[k]), payload,
-                                        sizeof payload};
+                                        sizeof payload, 1};
         }
         err = bus_stream_publish_batch(bus, stream, batch, 100);
         if (err) {

@@ -208,7 +208,7 @@ uint32_t bus_partition_for(const void *key, size_t key_len,
 int bus_stream_publish(struct bus *bus, const char *stream, const void *key,
                        size_t key_len, const void *payload, size_t len)
 {
-    struct bus_pub m = {key, key_len, payload, len};
+    struct bus_pub m = {key, key_len, payload, len, 1};
     return bus_stream_publish_batch(bus, stream, &m, 1);
 }
 

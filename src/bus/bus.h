@@ -22,7 +22,11 @@
  *   can tell (Redis: the server's AOF policy; JetStream: the publish ack).
  * - Every partition is bounded: publish answers CORE_EOVERLOAD when a
  *   partition holds `capacity` messages that some declared group has not
- *   acknowledged, instead of growing or dropping data.
+ *   acknowledged, instead of growing or dropping data. A message counts
+ *   as its weight (the pipeline's bundles: the messages inside). Redis
+ *   counts weights exactly; NATS bounds entries per partition and, for
+ *   the weight, the stream's bytes at capacity x partitions x 1 KiB; mem
+ *   counts entries.
  * - A group sees the messages published after it was declared (by
  *   bus_group_declare or the first bus_consumer_create), and on the mem and
  *   Redis backends also those still retained from before. Declare the
@@ -89,6 +93,7 @@ struct bus_pub {
     size_t key_len;
     const void *payload; /* opaque bytes; may be empty */
     size_t len;
+    uint32_t weight; /* messages it stands for, for the capacity; 0 = 1 */
 };
 
 /* Publishes one message to stream and returns once it is durable. The bus

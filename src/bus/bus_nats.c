@@ -3,7 +3,8 @@
  *
  * For stream S (S' = S with '.' as '_'), group G and partition p:
  *   JetStream stream ARGUS_S'   subjects argus.S'.<p>, interest retention,
- *                               max_msgs_per_subject = capacity with
+ *                               max_msgs_per_subject = capacity and
+ *                               max_bytes = capacity x partitions x 1 KiB,
  *                               discard-new per subject: a full partition
  *                               refuses publishes (CORE_EOVERLOAD), and a
  *                               message is kept until every group acked it
@@ -185,6 +186,11 @@ static int stream_ensure(struct bus *bus, const char *stream)
     sc.Retention = js_InterestPolicy;
     sc.Storage = js_FileStorage;
     sc.MaxMsgsPerSubject = (int64_t)bus->cfg.capacity;
+    /* Entries may be bundles of many messages: their bytes are bounded
+     * too, at 1 KiB per message of capacity over the whole stream. */
+    uint64_t bytes = bus->cfg.capacity * bus->cfg.partitions;
+    sc.MaxBytes = bytes > (uint64_t)INT64_MAX / 1024 ? INT64_MAX
+                                                     : (int64_t)(bytes * 1024);
     sc.Discard = js_DiscardNew;
     sc.DiscardNewPerSubject = true;
     jsStreamInfo *si = NULL;

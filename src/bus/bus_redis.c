@@ -43,8 +43,9 @@ struct script {
 };
 
 /* Trims KEYS[1] to the entries some group still needs: below each group's
- * oldest pending entry, or its last-delivered id when nothing is pending,
- * nobody needs an entry. Without groups nothing is trimmed. */
+ * oldest pending entry, or up to and including its last-delivered id when
+ * nothing is pending, nobody needs an entry. Without groups nothing is
+ * trimmed. */
 #define TRIM_FUNCTION                                                       \
     "local function lt(a, b)\n"                                             \
     "  local am, as = string.match(a, '(%d+)-(%d+)')\n"                     \
@@ -62,7 +63,8 @@ struct script {
     "      elseif g[i] == 'pending' then pending = g[i + 1]\n"              \
     "      elseif g[i] == 'last-delivered-id' then last = g[i + 1] end\n"   \
     "    end\n"                                                             \
-    "    local f = last\n"                                                  \
+    "    local lm, ls = string.match(last, '(%d+)-(%d+)')\n"                \
+    "    local f = lm .. '-' .. (tonumber(ls) + 1)\n"                         \
     "    if pending > 0 then\n"                                             \
     "      f = redis.call('XPENDING', key, name, '-', '+', 1)[1][1]\n"      \
     "    end\n"                                                             \
@@ -71,18 +73,39 @@ struct script {
     "  if floor then redis.call('XTRIM', key, 'MINID', floor) end\n"        \
     "end\n"
 
-/* KEYS[1] partition; ARGV capacity, key, payload. Appends only below the
- * capacity, trimming first when the partition looks full. */
+/* KEYS[1] partition, KEYS[2] its running total of weights; ARGV capacity,
+ * key, payload, weight. Appends only below the capacity, trimming first
+ * when the partition looks full. Each entry carries its weight (w) and the
+ * running total after it (c), so what the partition holds is the total
+ * less the running total before its first entry: two O(1) reads, whatever
+ * the trim removed. (Entries from before weights existed count one each.)
+ * A partition that holds nothing takes any entry, however heavy. */
 static struct script script_publish = {
     .body = TRIM_FUNCTION
     "local cap = tonumber(ARGV[1])\n"
-    "if redis.call('XLEN', KEYS[1]) >= cap then\n"
+    "local w = tonumber(ARGV[4])\n"
+    "local function used(key)\n"
+    "  local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]\n"
+    "  if not first then return 0 end\n"
+    "  local f, c, fw = first[2], nil, 1\n"
+    "  for i = 1, #f, 2 do\n"
+    "    if f[i] == 'c' then c = tonumber(f[i + 1])\n"
+    "    elseif f[i] == 'w' then fw = tonumber(f[i + 1]) end\n"
+    "  end\n"
+    "  if not c then return redis.call('XLEN', key) end\n"
+    "  return tonumber(redis.call('GET', KEYS[2]) or '0') - (c - fw)\n"
+    "end\n"
+    "local u = used(KEYS[1])\n"
+    "if u > 0 and u + w > cap then\n"
     "  trim(KEYS[1])\n"
-    "  if redis.call('XLEN', KEYS[1]) >= cap then\n"
+    "  u = used(KEYS[1])\n"
+    "  if u > 0 and u + w > cap then\n"
     "    return redis.error_reply('OVERLOAD partition full')\n"
     "  end\n"
     "end\n"
-    "return redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 'v', ARGV[3])\n",
+    "local n = redis.call('INCRBY', KEYS[2], w)\n"
+    "return redis.call('XADD', KEYS[1], '*', 'k', ARGV[2], 'v', ARGV[3], "
+    "'c', n, 'w', w)\n",
 };
 
 /* KEYS[1] partition. */
@@ -316,14 +339,18 @@ static int redis_publish(struct bus *bus, const char *stream,
             goto out;
         /* Pipelined: every script call is sent, then every reply read. */
         for (size_t i = 0; i < n; i++) {
-            char key[BUS_NAME_MAX + 32];
+            char key[BUS_NAME_MAX + 32], total[BUS_NAME_MAX + 34], weight[12];
             key_part(key, sizeof key, stream, parts[i]);
-            const char *argv[] = {"EVALSHA", script_publish.sha, "1", key,
-                                  cap, msgs[i].key ? msgs[i].key : "",
-                                  msgs[i].payload ? msgs[i].payload : ""};
-            size_t lens[] = {7, 40, 1, strlen(key), strlen(cap),
-                             msgs[i].key_len, msgs[i].len};
-            redisAppendCommandArgv(rb->main.ctx, 7, argv, lens);
+            snprintf(total, sizeof total, "%s:n", key);
+            snprintf(weight, sizeof weight, "%u",
+                     msgs[i].weight ? msgs[i].weight : 1u);
+            const char *argv[] = {"EVALSHA", script_publish.sha, "2", key,
+                                  total, cap, msgs[i].key ? msgs[i].key : "",
+                                  msgs[i].payload ? msgs[i].payload : "",
+                                  weight};
+            size_t lens[] = {7, 40, 1, strlen(key), strlen(total), strlen(cap),
+                             msgs[i].key_len, msgs[i].len, strlen(weight)};
+            redisAppendCommandArgv(rb->main.ctx, 9, argv, lens);
         }
         bool noscript = false;
         for (size_t i = 0; i < n; i++) {

@@ -211,10 +211,12 @@ int pipeline__publish(struct bus *bus, const char *stream, const char *buf,
     struct bus_pub *pubs = malloc(n * sizeof *pubs);
     size_t *starts = malloc(n * sizeof *starts); /* of each bus message */
     size_t *stops = malloc(n * sizeof *stops);
+    uint32_t *counts = malloc(n * sizeof *counts);
     const char **pkeys = malloc(n * sizeof *pkeys);
     struct core_buf out;
     core_buf_init(&out);
-    int rc = ix && pubs && starts && stops && pkeys ? CORE_OK : CORE_ENOMEM;
+    int rc = ix && pubs && starts && stops && counts && pkeys ? CORE_OK
+                                                             : CORE_ENOMEM;
     size_t npub = 0;
     for (size_t i = 0; i < n && rc == CORE_OK; i++)
         ix[i] = (struct part_ix){
@@ -241,6 +243,7 @@ int pipeline__publish(struct bus *bus, const char *stream, const char *buf,
                 core_buf_printf(&out, "%zu\n", ends[i] - from);
             core_buf_append(&out, buf + from, ends[i] - from);
         }
+        counts[npub] = (uint32_t)(b - a);
         stops[npub++] = out.len;
         a = b;
     }
@@ -250,11 +253,13 @@ int pipeline__publish(struct bus *bus, const char *stream, const char *buf,
         /* Pointers only now: the buffer moved while it grew. */
         for (size_t j = 0; j < npub; j++)
             pubs[j] = (struct bus_pub){pkeys[j], strlen(pkeys[j]),
-                                       out.data + starts[j], stops[j] - starts[j]};
+                                       out.data + starts[j], stops[j] - starts[j],
+                                       counts[j]};
         rc = bus_stream_publish_batch(bus, stream, pubs, npub);
     }
     core_buf_fini(&out);
     free(pkeys);
+    free(counts);
     free(stops);
     free(starts);
     free(pubs);

@@ -233,7 +233,7 @@ static void publish_range(struct bus *b, const char *stream, int nkeys,
             snprintf(keys[k], sizeof keys[k], "dev-%d", key);
             snprintf(pay[k], sizeof pay[k], "%d:%d", key, s);
             batch[k] = (struct bus_pub){keys[k], strlen(keys[k]), pay[k],
-                                        strlen(pay[k])};
+                                        strlen(pay[k]), 1};
             if (++k == 100) {
                 assert_int_equal(
                     bus_stream_publish_batch(b, stream, batch, (size_t)k), 0);
@@ -269,9 +269,9 @@ static void test_roundtrip_exact_bytes(void **state)
         big[i] = (unsigned char)(i * 131 + 7);
     const unsigned char binary[] = {0, 1, 2, 0xff, 0, '\n', '\r', 0x80, 0};
     struct bus_pub msgs[3] = {
-        {"k", 1, binary, sizeof binary},
-        {"k", 1, "", 0},
-        {"k", 1, big, big_len},
+        {"k", 1, binary, sizeof binary, 1},
+        {"k", 1, "", 0, 1},
+        {"k", 1, big, big_len, 1},
     };
     assert_int_equal(bus_stream_publish(b, stream, msgs[0].key, 1,
                                         msgs[0].payload, msgs[0].len),
@@ -820,6 +820,54 @@ static void test_full_partition_overloads(void **state)
     bus_close(b);
 }
 
+/* An entry counts as its weight (a bundle: the messages inside) on Redis;
+ * NATS bounds the stream's bytes at capacity x partitions x 1 KiB; mem
+ * counts entries. */
+static int publish_weighted(struct bus *b, const char *stream,
+                            const void *payload, size_t len, uint32_t weight)
+{
+    struct bus_pub m = {"k", 1, payload, len, weight};
+    return bus_stream_publish_batch(b, stream, &m, 1);
+}
+
+static void test_weights_bound_the_partition(void **state)
+{
+    char stream[64];
+    unique(stream, sizeof stream, "weights");
+    struct bus *b = open_bus(10);
+    struct bus_consumer *c;
+    assert_int_equal(bus_consumer_create(b, stream, "g", "c1", &c), 0);
+    int sent = 0;
+    if (strcmp(bus_backend_name(b), "redis") == 0) {
+        assert_int_equal(publish_weighted(b, stream, "m", 1, 6), 0);
+        assert_int_equal(publish_weighted(b, stream, "m", 1, 6), CORE_EOVERLOAD);
+        assert_int_equal(publish_weighted(b, stream, "m", 1, 4), 0);
+        assert_int_equal(publish_weighted(b, stream, "m", 1, 1), CORE_EOVERLOAD);
+        sent = 2;
+    } else if (strcmp(bus_backend_name(b), "nats") == 0) {
+        static char big[30 * 1024]; /* 80 KiB for the stream */
+        assert_int_equal(publish_weighted(b, stream, big, sizeof big, 1), 0);
+        assert_int_equal(publish_weighted(b, stream, big, sizeof big, 1), 0);
+        assert_int_equal(publish_weighted(b, stream, big, sizeof big, 1),
+                         CORE_EOVERLOAD);
+        sent = 2;
+    } else {
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(publish_weighted(b, stream, "m", 1, 100), 0);
+        assert_int_equal(publish_weighted(b, stream, "m", 1, 1), CORE_EOVERLOAD);
+        sent = 10;
+    }
+    /* Consumed and acknowledged, the room comes back. */
+    assert_int_equal(drain_count(c, sent, 10000), sent);
+    int err = CORE_EOVERLOAD;
+    uint64_t dl = deadline_in(5000);
+    while (err == CORE_EOVERLOAD && before(dl))
+        err = publish_weighted(b, stream, "m", 1, 10);
+    assert_int_equal(err, 0);
+    bus_consumer_destroy(c);
+    bus_close(b);
+}
+
 static void test_lag_counts_unacknowledged(void **state)
 {
     char stream[64];
@@ -883,6 +931,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_independent_groups_each_get_everything),
     cmocka_unit_test(test_pubsub_fans_out_to_every_subscriber),
     cmocka_unit_test(test_full_partition_overloads),
+    cmocka_unit_test(test_weights_bound_the_partition),
     cmocka_unit_test(test_lag_counts_unacknowledged),
     cmocka_unit_test(test_bad_arguments),
 };
