@@ -8,7 +8,10 @@
 # persisted/s device-writer commits, from the start of the load to the
 #             moment the pipeline has drained;
 # e2e p50..   receipt by ingest → points committed, from the server's
-#             argus_pipeline_e2e_seconds histogram (bucket-interpolated).
+#             argus_pipeline_e2e_seconds histogram (bucket-interpolated);
+#             for a steady rate, of the measured run after WARMUP (3) s of
+#             the same load, so that the consumers' start-up (taking their
+#             partitions) is not in it.
 #   bench/ingest_bus.sh   DURATION=10 ROUNDS=3 STORES="postgres" BUSES="redis nats"
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +19,7 @@ ROOT=$PWD
 BIN=${ARGUS_BIN:-$ROOT/build/argus}
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
+WARMUP=${WARMUP:-3}
 STORES=${STORES:-postgres}
 BUSES=${BUSES:-redis nats}
 WORK=$(mktemp -d /tmp/argus-ingest-bus.XXXXXX)
@@ -44,6 +48,7 @@ start() { start_argus --store "$1" --bus "$BUS_URL"; }
 stop() { stop_argus; }
 metric() { curl -s "$URL/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 written() { metric 'argus_stage_messages_total{stage="device-writer",result="ok"}'; }
+published() { metric 'argus_pipeline_messages_total{result="published"}'; }
 rss_mb() { rss_peak_mb "$PID"; }
 # q1 q2 q3 of the e2e histogram, from /metrics on stdin.
 
@@ -55,9 +60,21 @@ scenario() { # store bus label sim-args...
   for _ in $(seq "$ROUNDS"); do
     start_bus "$bus"
     start "$(store_url "$store")"
+    # A steady rate is measured in steady state: after WARMUP seconds of
+    # the same load (consumers have taken their partitions), drained.
+    local w0=0
+    if [[ " $* " == *" --rate "* ]] && [ "$WARMUP" -gt 0 ]; then
+      "$BIN" sim --url "$URL" --duration "$WARMUP" "$@" >/dev/null 2>&1 || true
+      for _ in $(seq 300); do
+        [ "$(written | cut -d. -f1)" -ge "$(published | cut -d. -f1)" ] 2>/dev/null && break
+        sleep 0.1
+      done
+      w0=$(written | cut -d. -f1)
+    fi
+    curl -s "$URL/metrics" >"$WORK/base.metrics"
     local t0; t0=$(date +%s.%N)
     local out; out=$("$BIN" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
-    local want; want=$(echo "$out" | field 'd["acceptedMessages"]')
+    local want; want=$(( $(echo "$out" | field 'd["acceptedMessages"]') + w0 ))
     # Drained: every accepted message written (at most 120 s more).
     for _ in $(seq 1200); do
       [ "$(written | cut -d. -f1)" -ge "$want" ] 2>/dev/null && break
@@ -65,8 +82,8 @@ scenario() { # store bus label sim-args...
     done
     local t1; t1=$(date +%s.%N)
     acc+=("$(echo "$out" | field 'd["acceptedPerSecond"]')")
-    per+=("$(python3 -c "print(round($(written) / ($t1 - $t0)))")")
-    read -r a b c < <(curl -s "$URL/metrics" | e2e_quantiles)
+    per+=("$(python3 -c "print(round(($(written) - $w0) / ($t1 - $t0)))")")
+    read -r a b c < <(curl -s "$URL/metrics" | e2e_quantiles "$WORK/base.metrics")
     p50+=("$a"); p95+=("$b"); p99+=("$c")
     ack99+=("$(echo "$out" | field 'd["latencyMs"]["p99"]')")
     RSS=$(rss_mb)

@@ -41,16 +41,22 @@ start_bus() {
 }
 stop_bus() { kill "$BUSPID"; wait "$BUSPID" 2>/dev/null || true; BUSPID=""; }
 
-# e2e_quantiles < /metrics text: p50 p95 p99 in ms of argus_pipeline_e2e_seconds
-# (ingest receipt → points committed), interpolated within its buckets.
+# e2e_quantiles [BASE] < /metrics text: p50 p95 p99 in ms of
+# argus_pipeline_e2e_seconds (ingest receipt → points committed),
+# interpolated within its buckets; with BASE (an earlier /metrics saved in a
+# file), of what was observed since.
 e2e_quantiles() {
   python3 -c '
 import sys, re
-b = []
-for line in sys.stdin:
-    m = re.match(r"argus_pipeline_e2e_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
-    if m: b.append((float("inf") if m.group(1) == "+Inf" else float(m.group(1)), float(m.group(2))))
-b.sort()
+def load(f):
+    d = {}
+    for line in f:
+        m = re.match(r"argus_pipeline_e2e_seconds_bucket\{le=\"([^\"]+)\"\} (\S+)", line)
+        if m: d[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = float(m.group(2))
+    return d
+now = load(sys.stdin)
+base = load(open(sys.argv[1])) if len(sys.argv) > 1 else {}
+b = sorted((le, c - base.get(le, 0)) for le, c in now.items())
 total = b[-1][1] if b else 0
 def q(p):
     if not total: return float("nan")
@@ -60,5 +66,5 @@ def q(p):
             if le == float("inf"): return lo * 1000
             return (lo + (le - lo) * (want - below) / max(c - below, 1)) * 1000
         lo, below = le, c
-print(q(0.5), q(0.95), q(0.99))'
+print(q(0.5), q(0.95), q(0.99))' "$@"
 }
