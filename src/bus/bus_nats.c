@@ -848,9 +848,15 @@ static int pull_request(struct nats_consumer *cn, uint32_t p, size_t batch,
         return fail("pull request", s);
     cn->pull[p].active = true;
     cn->pull[p].remaining = batch;
+    /* The server ends a request at its expiry, but does not always say so
+     * (a request that delivered part of its batch can end silently): 100 ms
+     * past the expiry it is taken as ended and a new one is made. With a
+     * 1 s margin a quiet partition went without a live request for up to
+     * that long, and at a steady 10 k messages/s the end-to-end p95 was
+     * ~0.9 s instead of ~80 ms. */
     cn->pull[p].until_ns = core_time_mono_ns() +
                            (uint64_t)(wait_ms > 0 ? wait_ms : 0) * 1000000 +
-                           (wait_ms > 0 ? 1000000000ULL : 200000000ULL);
+                           (wait_ms > 0 ? 100000000ULL : 200000000ULL);
     return CORE_OK;
 }
 
