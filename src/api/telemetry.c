@@ -36,6 +36,16 @@ static void ingest_done(int rc, void *ctx)
         http_res_problem(&res, HTTP_PROBLEM_UNAVAILABLE,
                          "the pipeline is behind (the bus is full); nothing "
                          "was kept, send the messages again");
+    } else if (rc == CORE_EIO) {
+        /* Also what the embedded syncer answers when the fsync after a
+         * commit fails: the rows may be in the store, but not surely on
+         * disk, so "nothing was kept" would not be true. */
+        http_res_header(&res, "Retry-After", "1");
+        http_res_problem(&res, HTTP_PROBLEM_UNAVAILABLE,
+                         "the store could not confirm the messages are on "
+                         "disk (input/output error); send them again (a "
+                         "resent message may then be in the raw store twice; "
+                         "its points are not duplicated)");
     } else {
         http_res_header(&res, "Retry-After", "1");
         http_res_problem(&res, HTTP_PROBLEM_UNAVAILABLE,

@@ -66,6 +66,7 @@ struct pipeline {
     /* Deferred points (see the top): the writer's, except that the counts
      * and flush are read and set by pipeline_sync() under lock. */
     bool defer;
+    bool relaxed; /* the store commits without fsync anyway */
     struct submission *pend_head, *pend_tail; /* raw committed, FIFO */
     size_t pend_n;                            /* their messages */
     int64_t pend_lo, pend_hi;                 /* their pipeline_pending rows */
@@ -426,23 +427,35 @@ static int pending_add(struct db_conn *c, struct submission *batch,
 /* Commits on the writer connection without waiting for the disk
  * (synchronous=NORMAL), for the deferred-points writer: the syncer or the
  * next durable commit makes them durable. The connection is shared with
- * other writers, so it goes back to its own setting afterwards. */
-static bool lazy_commits(struct db_conn *c)
+ * other writers, so it goes back to FULL afterwards, unless the store was
+ * opened relaxed (p->relaxed, read once at start). */
+static void lazy_commits(struct pipeline *p, struct db_conn *c)
 {
-    struct db_stmt *s;
-    bool lazy = false;
-    if (db_prepare(c, "PRAGMA synchronous", &s) == CORE_OK) {
-        bool row;
-        lazy = db_step(s, &row) == CORE_OK && row && db_col_int64(s, 0) < 2;
-        db_finalize(s);
-    }
-    return lazy || db_exec(c, "PRAGMA synchronous=NORMAL") != CORE_OK;
+    if (!p->relaxed)
+        db_exec(c, "PRAGMA synchronous=NORMAL");
 }
 
-static void durable_commits(struct db_conn *c, bool was_lazy)
+static void durable_commits(struct pipeline *p, struct db_conn *c)
 {
-    if (!was_lazy)
+    if (!p->relaxed)
         db_exec(c, "PRAGMA synchronous=FULL");
+}
+
+/* Whether the writer connection commits without fsync already. */
+static bool store_relaxed(struct db *db)
+{
+    struct db_conn *c;
+    struct db_stmt *s;
+    bool relaxed = false;
+    if (db_conn_acquire(db, true, &c))
+        return false;
+    if (db_prepare(c, "PRAGMA synchronous", &s) == CORE_OK) {
+        bool row;
+        relaxed = db_step(s, &row) == CORE_OK && row && db_col_int64(s, 0) < 2;
+        db_finalize(s);
+    }
+    db_conn_release(c);
+    return relaxed;
 }
 
 /* The acknowledging half: raw rows, last_seen_at, pending rows; durable
@@ -454,7 +467,7 @@ static int store_raw(struct pipeline *p, struct submission *batch,
     int rc = db_conn_acquire(p->db, true, &c);
     if (rc)
         return rc;
-    bool was_lazy = lazy_commits(c);
+    lazy_commits(p, c);
     rc = db_begin(c);
     if (rc == CORE_OK)
         rc = archive(p, c, batch);
@@ -466,7 +479,7 @@ static int store_raw(struct pipeline *p, struct submission *batch,
         rc = db_commit(c);
     if (rc)
         db_rollback(c);
-    durable_commits(c, was_lazy);
+    durable_commits(p, c);
     db_conn_release(c);
     return rc;
 }
@@ -483,7 +496,7 @@ static int store_pending(struct pipeline *p, struct points *pts)
     if (rc)
         return rc;
     struct db_stmt *s;
-    bool was_lazy = lazy_commits(c);
+    lazy_commits(p, c);
     rc = db_begin(c);
     if (rc == CORE_OK)
         rc = write_points(p, c, p->pend_head, pts);
@@ -502,7 +515,7 @@ static int store_pending(struct pipeline *p, struct points *pts)
         rc = tsdb_commit(p->tsdb, c);
     if (rc)
         tsdb_rollback(p->tsdb, c);
-    durable_commits(c, was_lazy);
+    durable_commits(p, c);
     db_conn_release(c);
     return rc;
 }
@@ -1021,6 +1034,7 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
     /* Deferred points need one process writing (recovery replays every
      * pending range): the embedded SQLite store. */
     p->defer = !p->cfg.bus && !p->cfg.no_archive && db_dialect(db) == DB_SQLITE;
+    p->relaxed = p->defer && store_relaxed(db);
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->written_cv, NULL);
