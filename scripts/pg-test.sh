@@ -80,7 +80,12 @@ unix_socket_directories = '$dir'
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-shared_buffers = 32MB
+shared_buffers = ${PG_TEST_SHARED_BUFFERS:-32MB}
+# New WAL segments are not zero-filled first, and checkpoints come less
+# often under the benchmarks' write rates (a server that has run a while
+# recycles its segments instead).
+wal_init_zero = off
+max_wal_size = 2GB
 CONF
   [ "$(id -u)" != 0 ] || chown postgres:postgres "$dir/data/pg_hba.conf"
 }

@@ -186,6 +186,11 @@ const char *bus_backend_name(const struct bus *bus)
     return bus->ops->name;
 }
 
+unsigned bus_publishers(const struct bus *bus)
+{
+    return bus->ops->publishers ? bus->ops->publishers : 1;
+}
+
 uint32_t bus_partitions(const struct bus *bus)
 {
     return bus->cfg.partitions;

@@ -80,6 +80,11 @@ void bus_close(struct bus *bus);
 /* "mem", "redis" or "nats". */
 const char *bus_backend_name(const struct bus *bus);
 uint32_t bus_partitions(const struct bus *bus);
+/* How many publishes the backend runs at the same time (from different
+ * threads; more wait their turn): 1 for mem and Redis (one connection),
+ * several for NATS (one JetStream context each, waiting for acks side by
+ * side). A caller with a queue to publish runs as many threads. */
+unsigned bus_publishers(const struct bus *bus);
 
 /* The stable partition of a key: FNV-1a 64 of the key bytes modulo
  * partitions, identical in every process and on every backend. */

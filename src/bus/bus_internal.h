@@ -19,6 +19,7 @@
 struct bus_ops {
     const char *name;
     const char *scheme; /* URL prefix that selects it */
+    unsigned publishers; /* publishes it runs at once (bus_publishers) */
     int (*open)(struct bus *bus);
     void (*close)(struct bus *bus);
 

@@ -45,12 +45,23 @@ struct nats_stream_known {
     char name[BUS_NAME_MAX + 1];
 };
 
+/* A publish context: its own JetStream context, so its async publishes
+ * and their acks are its own. Several let publishers on different threads
+ * wait for their acks at the same time, over the one connection. */
+#define NATS_PUBLISHERS 4
+struct nats_pub {
+    jsCtx *js;
+    _Atomic int err; /* first error of the current publish batch */
+    bool busy;       /* under nats_bus.lock */
+};
+
 struct nats_bus {
     natsConnection *nc;
-    jsCtx *js;
-    pthread_mutex_t lock; /* serialises async publishes; guards known */
+    jsCtx *js;            /* consumers, management */
+    pthread_mutex_t lock; /* guards known and pubs[].busy */
+    pthread_cond_t pub_free;
     struct nats_stream_known *known; /* JetStream streams known to exist */
-    _Atomic int pub_err;  /* first error of the current publish batch */
+    struct nats_pub pubs[NATS_PUBLISHERS];
 };
 
 static int status_err(natsStatus s)
@@ -87,11 +98,11 @@ static void js_names(const char *stream, char *js_stream, size_t cap,
     snprintf(subj_base, scap, "argus.%s", s);
 }
 
-/* A pub-ack error, on a library thread; the publisher holds the lock and
- * waits in js_PublishAsyncComplete. */
+/* A pub-ack error, on a library thread; the publisher that owns the
+ * context waits in js_PublishAsyncComplete. */
 static void pub_err_cb(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
-    struct nats_bus *nb = closure;
+    struct nats_pub *pub = closure;
     int err = CORE_EIO;
     if (pae->ErrCode == JSStreamStoreFailedErr ||
         (pae->ErrText && strstr(pae->ErrText, "maximum")))
@@ -100,7 +111,7 @@ static void pub_err_cb(jsCtx *js, jsPubAckErr *pae, void *closure)
         core_log_warn(SUB, "msg=\"publish refused\" code=%d err=\"%s\"",
                       (int)pae->ErrCode, pae->ErrText ? pae->ErrText : "");
     int expected = CORE_OK;
-    atomic_compare_exchange_strong(&nb->pub_err, &expected, err);
+    atomic_compare_exchange_strong(&pub->err, &expected, err);
 }
 
 static int nats_open(struct bus *bus)
@@ -111,6 +122,7 @@ static int nats_open(struct bus *bus)
     if (!nb)
         return CORE_ENOMEM;
     pthread_mutex_init(&nb->lock, NULL);
+    pthread_cond_init(&nb->pub_free, NULL);
     char url[300];
     snprintf(url, sizeof url, "nats://%s:%d", bus->host, bus->port);
     natsOptions *opts = NULL;
@@ -132,19 +144,26 @@ static int nats_open(struct bus *bus)
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = 10000;
-    jo.PublishAsync.ErrHandler = pub_err_cb;
-    jo.PublishAsync.ErrHandlerClosure = nb;
-    jo.PublishAsync.MaxPending = 1024;
-    jo.PublishAsync.StallWait = 10000;
     s = natsConnection_JetStream(&nb->js, nb->nc, &jo);
+    for (int i = 0; i < NATS_PUBLISHERS && s == NATS_OK; i++) {
+        jo.PublishAsync.ErrHandler = pub_err_cb;
+        jo.PublishAsync.ErrHandlerClosure = &nb->pubs[i];
+        jo.PublishAsync.MaxPending = 1024;
+        jo.PublishAsync.StallWait = 10000;
+        s = natsConnection_JetStream(&nb->pubs[i].js, nb->nc, &jo);
+    }
     if (s != NATS_OK)
         goto fail;
     bus->impl = nb;
     return CORE_OK;
 
 fail:
+    for (int i = 0; i < NATS_PUBLISHERS; i++)
+        jsCtx_Destroy(nb->pubs[i].js);
+    jsCtx_Destroy(nb->js);
     if (nb->nc)
         natsConnection_Destroy(nb->nc);
+    pthread_cond_destroy(&nb->pub_free);
     pthread_mutex_destroy(&nb->lock);
     free(nb);
     return status_err(s) == CORE_ENOMEM ? CORE_ENOMEM : CORE_EIO;
@@ -153,6 +172,8 @@ fail:
 static void nats_close(struct bus *bus)
 {
     struct nats_bus *nb = bus->impl;
+    for (int i = 0; i < NATS_PUBLISHERS; i++)
+        jsCtx_Destroy(nb->pubs[i].js);
     jsCtx_Destroy(nb->js);
     natsConnection_Close(nb->nc);
     natsConnection_Destroy(nb->nc);
@@ -161,6 +182,7 @@ static void nats_close(struct bus *bus)
         nb->known = k->next;
         free(k);
     }
+    pthread_cond_destroy(&nb->pub_free);
     pthread_mutex_destroy(&nb->lock);
     free(nb);
 }
@@ -224,9 +246,21 @@ static int nats_publish(struct bus *bus, const char *stream,
     core_buf_init(&frame);
     pthread_mutex_lock(&nb->lock);
     int err = stream_ensure(bus, stream);
-    if (err)
-        goto out;
-    atomic_store(&nb->pub_err, CORE_OK);
+    struct nats_pub *pub = NULL;
+    while (!err && !pub) {
+        for (int i = 0; i < NATS_PUBLISHERS && !pub; i++)
+            if (!nb->pubs[i].busy)
+                pub = &nb->pubs[i];
+        if (!pub)
+            pthread_cond_wait(&nb->pub_free, &nb->lock);
+    }
+    if (err) {
+        pthread_mutex_unlock(&nb->lock);
+        return err;
+    }
+    pub->busy = true;
+    pthread_mutex_unlock(&nb->lock);
+    atomic_store(&pub->err, CORE_OK);
     for (size_t i = 0; i < n && !err; i++) {
         char subject[BUS_NAME_MAX + 32];
         snprintf(subject, sizeof subject, "%s.%u", base, parts[i]);
@@ -250,7 +284,7 @@ static int nats_publish(struct bus *bus, const char *stream,
             err = CORE_ETOOBIG;
             break;
         }
-        natsStatus s = js_PublishAsync(nb->js, subject, frame.data,
+        natsStatus s = js_PublishAsync(pub->js, subject, frame.data,
                                        (int)frame.len, NULL);
         if (s != NATS_OK)
             err = fail("publish", s);
@@ -259,12 +293,14 @@ static int nats_publish(struct bus *bus, const char *stream,
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = 10000;
-    natsStatus s = js_PublishAsyncComplete(nb->js, &po);
+    natsStatus s = js_PublishAsyncComplete(pub->js, &po);
     if (s != NATS_OK && !err)
         err = fail("publish ack wait", s);
     if (!err)
-        err = atomic_load(&nb->pub_err);
-out:
+        err = atomic_load(&pub->err);
+    pthread_mutex_lock(&nb->lock);
+    pub->busy = false;
+    pthread_cond_signal(&nb->pub_free);
     pthread_mutex_unlock(&nb->lock);
     core_buf_fini(&frame);
     return err;
@@ -1169,6 +1205,7 @@ static int nats_broadcast(struct bus *bus, const char *channel,
 const struct bus_ops bus_nats_ops = {
     .name = "nats",
     .scheme = "nats",
+    .publishers = NATS_PUBLISHERS,
     .open = nats_open,
     .close = nats_close,
     .publish = nats_publish,

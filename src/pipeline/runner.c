@@ -50,11 +50,22 @@ struct ack {
  * pending rows stay for the replay at the next start. */
 #define DEFER_ATTEMPTS 5
 
+/* Writer threads: one, or with a bus as many as it publishes at once
+ * (bus_publishers): each takes the next batch off the queue while the
+ * others wait for their acks. */
+#define WRITERS_MAX 8
+struct writer {
+    struct pipeline *p;
+    pthread_t thread;
+    bool first; /* the one that also sweeps devices offline */
+};
+
 struct pipeline {
     struct db *db;
     struct tsdb *tsdb;
     struct pipeline_config cfg;
-    pthread_t thread;
+    struct writer writers[WRITERS_MAX];
+    unsigned nwriters; /* started */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct submission *head, *tail;
@@ -905,7 +916,8 @@ static void answer(struct pipeline *p, struct submission *batch, int rc,
 
 static void *writer_main(void *arg)
 {
-    struct pipeline *p = arg;
+    struct writer *w = arg;
+    struct pipeline *p = w->p;
     struct points pts = {0};
     struct core_buf buf;
     core_buf_init(&buf);
@@ -933,7 +945,7 @@ static void *writer_main(void *arg)
             }
             pthread_cond_timedwait(&p->wake, &p->lock, &until);
             idle = !p->head;
-            if (!p->head && !p->pend_n && !p->stopping) {
+            if (w->first && !p->head && !p->pend_n && !p->stopping) {
                 pthread_mutex_unlock(&p->lock);
                 sweep_offline(p, core_time_now_ms());
                 pthread_mutex_lock(&p->lock);
@@ -1001,7 +1013,8 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&p->lock);
         }
         answer(p, batch, rc, one_by_one, &buf);
-        sweep_offline(p, core_time_now_ms());
+        if (w->first)
+            sweep_offline(p, core_time_now_ms());
     }
     free(pts.v);
     core_buf_fini(&buf);
@@ -1082,9 +1095,19 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
     if (p->defer) /* before anything new is taken */
         recover_pending(p);
     bool syncer = false;
-    if ((p->defer && !(syncer = pthread_create(&p->syncer, NULL, syncer_main,
-                                               p) == 0)) ||
-        pthread_create(&p->thread, NULL, writer_main, p) != 0) {
+    unsigned want = p->cfg.bus ? bus_publishers(p->cfg.bus) : 1;
+    if (want > WRITERS_MAX)
+        want = WRITERS_MAX;
+    if (!p->defer || (syncer = pthread_create(&p->syncer, NULL, syncer_main,
+                                              p) == 0)) {
+        for (; p->nwriters < want; p->nwriters++) {
+            struct writer *w = &p->writers[p->nwriters];
+            *w = (struct writer){p, 0, p->nwriters == 0};
+            if (pthread_create(&w->thread, NULL, writer_main, w) != 0)
+                break;
+        }
+    }
+    if (!p->nwriters) {
         if (syncer) {
             pthread_mutex_lock(&p->lock);
             p->sync_stop = true;
@@ -1111,11 +1134,12 @@ void pipeline_stop(struct pipeline *p)
     bool joined = p->joined;
     p->stopping = true;
     p->joined = true;
-    pthread_cond_signal(&p->wake);
+    pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     if (joined)
         return;
-    pthread_join(p->thread, NULL);
+    for (unsigned i = 0; i < p->nwriters; i++)
+        pthread_join(p->writers[i].thread, NULL);
     if (p->defer) { /* after the writer: it hands the syncer its last acks */
         pthread_mutex_lock(&p->lock);
         p->sync_stop = true;

@@ -35,10 +35,16 @@ struct stage {
         *m_seconds, *m_e2e;
 };
 
+/* Device-writer consumers per process on PostgreSQL: while one waits for
+ * its transaction, the other decodes its next batch, and the server works
+ * on two transactions at once (each consumer holds half the partitions,
+ * so they write different devices). SQLite has one writer: one consumer. */
+#define DEVICE_WRITERS_PG 2
+
 struct pipeline_workers {
     struct pipeline_workers_config cfg;
     struct pipeline *store; /* device-writer's transactions (no archive) */
-    struct stage stages[3];
+    struct stage stages[3 + DEVICE_WRITERS_PG - 1];
     size_t nstages;
     atomic_bool stopping;
 };
@@ -668,15 +674,26 @@ int pipeline_workers_start(const struct pipeline_workers_config *cfg,
     for (size_t i = 0; i < NSTAGES && rc == CORE_OK; i++) {
         if (!(cfg->stages & stage_names[i].bit))
             continue;
-        struct stage *s = &w->stages[w->nstages++];
-        s->w = w;
-        s->name = stage_names[i].name;
-        s->stream = streams[i];
-        s->process = fns[i];
-        core_buf_init(&s->buf);
-        metrics_init(s);
-        rc = bus_consumer_create(cfg->bus, s->stream, s->name, name,
-                                 &s->consumer);
+        int copies = fns[i] == stage_device_writer &&
+                             db_dialect(cfg->db) == DB_POSTGRES
+                         ? DEVICE_WRITERS_PG
+                         : 1;
+        for (int j = 0; j < copies && rc == CORE_OK; j++) {
+            struct stage *s = &w->stages[w->nstages++];
+            s->w = w;
+            s->name = stage_names[i].name;
+            s->stream = streams[i];
+            s->process = fns[i];
+            core_buf_init(&s->buf);
+            metrics_init(s);
+            char cname[40];
+            if (j)
+                snprintf(cname, sizeof cname, "%s-%d", name, j);
+            else
+                snprintf(cname, sizeof cname, "%s", name);
+            rc = bus_consumer_create(cfg->bus, s->stream, s->name, cname,
+                                     &s->consumer);
+        }
     }
     for (size_t i = 0; i < w->nstages && rc == CORE_OK; i++) {
         if (pthread_create(&w->stages[i].thread, NULL, stage_main,

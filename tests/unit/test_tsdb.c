@@ -368,37 +368,45 @@ static void test_raw_append_idempotent_immutable(void **state)
 /* More messages than one multi-row statement holds, with an id repeated
  * inside the call and a redelivery that overlaps: each id stored once,
  * with its first payload. */
+/* Batches big enough for PostgreSQL's plain insert (tsdb_postgres.c,
+ * PLAIN_MIN), with ids repeated inside a batch and across batches, and
+ * one batch of new ids only. */
 static void test_raw_append_many(void **state)
 {
     struct backend *b = *state;
+    enum { N = 400, DISTINCT = 297 };
     char org[CORE_UUID_STR_LEN], dev[CORE_UUID_STR_LEN];
-    static char ids[40][CORE_UUID_STR_LEN];
-    static char text[40][32];
+    static char ids[N][CORE_UUID_STR_LEN];
+    static char text[N][32];
     uuid_of(org, 0x110, 1);
     uuid_of(dev, 0x110, 2);
-    struct tsdb_raw m[40];
-    for (unsigned i = 0; i < 40; i++) {
-        uuid_of(ids[i], 0x111, i % 37); /* 37..39 repeat 0..2 */
+    static struct tsdb_raw m[N];
+    for (unsigned i = 0; i < N; i++) {
+        uuid_of(ids[i], 0x111, i % DISTINCT); /* 297.. repeat 0.. */
         snprintf(text[i], sizeof text[i], "{\"n\":%u}", i);
         raw_msg(&m[i], ids[i], org, dev, T0 + i, text[i]);
     }
     struct db_conn *c = acquire_ok(b->db, true);
-    assert_int_equal(db_begin(c), CORE_OK);
-    assert_int_equal(tsdb_raw_append(b->t, c, m, 40), CORE_OK);
-    assert_int_equal(db_commit(c), CORE_OK);
-    assert_int_equal(db_begin(c), CORE_OK);
-    assert_int_equal(tsdb_raw_append(b->t, c, m + 5, 33), CORE_OK);
-    assert_int_equal(db_commit(c), CORE_OK);
     const char *count_sql =
         "SELECT count(*) FROM telemetry_raw WHERE organization_id = ?";
-    assert_int_equal(query_int(c, count_sql, org), 37);
+    assert_int_equal(db_begin(c), CORE_OK);
+    assert_int_equal(tsdb_raw_append(b->t, c, m, 280), CORE_OK);
+    assert_int_equal(db_commit(c), CORE_OK);
+    assert_int_equal(query_int(c, count_sql, org), 280);
+    assert_int_equal(db_begin(c), CORE_OK);
+    assert_int_equal(tsdb_raw_append(b->t, c, m, N), CORE_OK);
+    assert_int_equal(db_commit(c), CORE_OK);
+    assert_int_equal(db_begin(c), CORE_OK);
+    assert_int_equal(tsdb_raw_append(b->t, c, m + 5, N - 5), CORE_OK);
+    assert_int_equal(db_commit(c), CORE_OK);
+    assert_int_equal(query_int(c, count_sql, org), DISTINCT);
     assert_int_equal(query_int(c, "SELECT count(*) FROM telemetry_raw WHERE "
                                   "id = ? AND payload = '{\"n\":1}'",
                                ids[1]),
                      1);
     assert_int_equal(query_int(c, "SELECT count(*) FROM telemetry_raw WHERE "
-                                  "id = ? AND payload = '{\"n\":36}'",
-                               ids[36]),
+                                  "id = ? AND payload = '{\"n\":296}'",
+                               ids[296]),
                      1);
     db_conn_release(c);
 }
