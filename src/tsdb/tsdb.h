@@ -62,8 +62,9 @@ int tsdb_create(struct db *db, struct tsdb **out);
  * uses the tsdb, before db_close. Accepts NULL. */
 void tsdb_destroy(struct tsdb *t);
 
-/* Appends raw messages; an id already stored is left as it is (replays and
- * redeliveries are harmless). Stored rows can be neither updated nor
+/* Appends raw messages; a message already stored (the same id with the
+ * same organisation and receive time, as redeliveries and replays send it
+ * again) is left as it is, even with another payload. Stored rows can be neither updated nor
  * deleted (the store refuses with CORE_ECONSTRAINT) except by
  * tsdb_raw_retention. CORE_EINVAL for ids that are not UUIDs or a payload
  * whose payload_len is not its strlen. */

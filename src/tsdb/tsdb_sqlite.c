@@ -112,14 +112,22 @@ static const char *const sql[TSDB_SQL_COUNT] = {
     [TSDB_SQL_RAW_INSERT] =
         "INSERT INTO telemetry_raw (id, organization_id, device_id, "
         "received_at, transport, payload) VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (id) DO NOTHING",
+        "ON CONFLICT DO NOTHING",
     [TSDB_SQL_RAW_INSERT_MANY] =
         "INSERT INTO telemetry_raw (id, organization_id, device_id, "
         "received_at, transport, payload) VALUES " RAW_ROWS16
-        " ON CONFLICT (id) DO NOTHING",
+        " ON CONFLICT DO NOTHING",
     [TSDB_SQL_RAW_GATE_OPEN] =
         "INSERT INTO telemetry_raw_retention (cutoff) VALUES (?)",
-    [TSDB_SQL_RAW_DELETE] = "DELETE FROM telemetry_raw WHERE received_at < ?",
+    /* A range of the key per organisation; the organisations are found
+     * by skip-scan (a seek each), not by reading the table. */
+    [TSDB_SQL_RAW_DELETE] =
+        "WITH RECURSIVE orgs(o) AS (SELECT (SELECT organization_id FROM "
+        "telemetry_raw ORDER BY organization_id LIMIT 1) UNION ALL SELECT "
+        "(SELECT organization_id FROM telemetry_raw WHERE organization_id > o "
+        "ORDER BY organization_id LIMIT 1) FROM orgs WHERE o IS NOT NULL) "
+        "DELETE FROM telemetry_raw WHERE organization_id IN (SELECT o FROM "
+        "orgs) AND received_at < ?",
     [TSDB_SQL_RAW_GATE_CLOSE] = "DELETE FROM telemetry_raw_retention",
     /* Series by series, so that each delete is a range of the key. */
     [TSDB_SQL_POINTS_DELETE] =

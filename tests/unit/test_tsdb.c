@@ -382,9 +382,10 @@ static void test_raw_append_many(void **state)
     uuid_of(dev, 0x110, 2);
     static struct tsdb_raw m[N];
     for (unsigned i = 0; i < N; i++) {
-        uuid_of(ids[i], 0x111, i % DISTINCT); /* 297.. repeat 0.. */
+        /* 297.. are 0.. again, received at the same time */
+        uuid_of(ids[i], 0x111, i % DISTINCT);
         snprintf(text[i], sizeof text[i], "{\"n\":%u}", i);
-        raw_msg(&m[i], ids[i], org, dev, T0 + i, text[i]);
+        raw_msg(&m[i], ids[i], org, dev, T0 + i % DISTINCT, text[i]);
     }
     struct db_conn *c = acquire_ok(b->db, true);
     const char *count_sql =
