@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -287,7 +288,7 @@ static int teardown(void **state)
 
 /* ------------------------------------------------------------ raw store */
 
-static void raw_msg(struct tsdb_raw *m, char id[CORE_UUID_STR_LEN],
+static void raw_msg(struct tsdb_raw *m, const char *id,
                     const char *org, const char *dev, int64_t at,
                     const char *payload)
 {
@@ -356,6 +357,29 @@ static void test_raw_append_idempotent_immutable(void **state)
     /* Bad input is refused before the store sees it. */
     raw_msg(&m[0], ids[0], "not-a-uuid", dev, T0, "{}");
     assert_int_equal(tsdb_raw_append(b->t, c, m, 1), CORE_EINVAL);
+    static const char *const bad_ids[] = {
+        "0000010a-0000-7000-8000-00000000000",   /* a digit short */
+        "0000010a-0000-7000-8000-0000000000000", /* a digit more */
+        "0000010a0-000-7000-8000-000000000000",  /* a dash moved */
+        "0000010g-0000-7000-8000-000000000000",  /* not hex */
+        "0000010a-0000-7000-8000_000000000000",  /* not a dash */
+        "0000010a-0000-7000-8000-00000000000\xc1"};
+    for (size_t i = 0; i < sizeof bad_ids / sizeof bad_ids[0]; i++) {
+        raw_msg(&m[0], bad_ids[i], org, dev, T0, "{}");
+        assert_int_equal(tsdb_raw_append(b->t, c, m, 1), CORE_EINVAL);
+    }
+    /* Upper-case hex is the same id, stored lower-case. */
+    char upper[CORE_UUID_STR_LEN];
+    uuid_of(upper, 0x101ABC, 0xDEF);
+    for (char *u = upper; *u; u++)
+        *u = (char)toupper((unsigned char)*u);
+    raw_msg(&m[0], upper, org, dev, T0 + 9, "{}");
+    assert_int_equal(tsdb_raw_append(b->t, c, m, 1), CORE_OK);
+    assert_int_equal(query_int(c, "SELECT count(*) FROM telemetry_raw WHERE "
+                                  "id = '00101abc-0000-7000-8000-000000000def'",
+                               NULL),
+                     1);
+    assert_int_equal(query_int(c, count_sql, org), 5);
     static const char nul_inside[8] = "{}\0{}";
     raw_msg(&m[0], ids[0], org, dev, T0, nul_inside);
     m[0].payload_len = 5; /* a NUL inside */
