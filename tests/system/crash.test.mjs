@@ -11,6 +11,7 @@ import { expectStored, runSim, waitAcked } from './lib/load.mjs';
 
 test(`[${KIND}] kill -9 during ingest loses no acknowledged message`, { timeout: 120000 }, async () => {
   const argus = await startArgus();
+  let failure = null;
   try {
     const org = await argus.org('Crash Co');
     const record = join(argus.dir, 'acked.txt');
@@ -27,8 +28,13 @@ test(`[${KIND}] kill -9 during ingest loses no acknowledged message`, { timeout:
     await argus.start();
     const total = await expectStored(argus, org.token, record);
     assert.ok(total > 500, `only ${total} messages were acknowledged before the kill`);
+  } catch (e) {
+    failure = e;
+    throw e;
   } finally {
-    await argus.close();
+    // After a failure the process may be the killed one: its status must
+    // not hide what failed.
+    await argus.close().catch((e) => { if (!failure) throw e; });
   }
 });
 
