@@ -13,6 +13,7 @@
 #             the same load, so that the consumers' start-up (taking their
 #             partitions) is not in it.
 #   bench/ingest_bus.sh   DURATION=10 ROUNDS=3 STORES="postgres" BUSES="redis nats"
+#   (SKIP_BATCHES=1 runs only the steady-rate scenario)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -100,7 +101,7 @@ printf 'argus ingest bench with an external bus (serve: ingest + stages in one p
 printf '%-44s %10s %11s %8s %8s %8s %9s %6s\n' scenario 'accepted/s' 'persisted/s' 'e2e p50' 'e2e p95' 'e2e p99' 'ack p99' 'RSS MB'
 for store in $STORES; do
   for bus in $BUSES; do
-    scenario "$store" "$bus" "batches of 100 x 5 metrics" --devices 100 --connections 4 --batch 100 --metrics 5
+    [ -n "${SKIP_BATCHES:-}" ] || scenario "$store" "$bus" "batches of 100 x 5 metrics" --devices 100 --connections 4 --batch 100 --metrics 5
     scenario "$store" "$bus" "steady 10,000 msgs/s, single" --devices 200 --connections 32 --batch 1 --metrics 5 --rate 10000
   done
 done
