@@ -18,6 +18,7 @@
 #include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
@@ -820,6 +821,156 @@ static void test_full_partition_overloads(void **state)
     bus_close(b);
 }
 
+/* Publishers on several threads at once (more than NATS's publish
+ * contexts, so some wait their turn): every message arrives once, in
+ * order per key; and a full partition's refusal reaches only the publisher
+ * that hit it, while the others' publishes to other partitions succeed. */
+#define CP_THREADS 6
+#define CP_KEYS 4
+#define CP_BATCHES 25
+#define CP_FULL_TRIES 20
+
+struct cp_arg {
+    struct bus *bus;
+    const char *stream;
+    int index;
+    char keys[CP_KEYS][16]; /* for the overload round: one each */
+    int nkeys;
+    int tries;
+    atomic_int *go;
+    int ok, overloaded, other;
+};
+
+static void *cp_publisher(void *arg)
+{
+    struct cp_arg *a = arg;
+    while (!atomic_load(a->go)) /* all start together */
+        sched_yield();
+    for (int r = 0; r < a->tries; r++) {
+        struct bus_pub msgs[CP_KEYS * 2];
+        char payload[CP_KEYS * 2][32];
+        size_t n = 0;
+        for (int k = 0; k < a->nkeys; k++) {
+            for (int j = 0; j < (a->tries > 1 && a->nkeys > 1 ? 2 : 1); j++) {
+                int seq = r * 2 + j;
+                snprintf(payload[n], sizeof payload[n], "%d:%d:%d", a->index, k,
+                         seq);
+                msgs[n] = (struct bus_pub){a->keys[k], strlen(a->keys[k]),
+                                           payload[n], strlen(payload[n]), 0};
+                n++;
+            }
+        }
+        int err = bus_stream_publish_batch(a->bus, a->stream, msgs, n);
+        if (err == CORE_OK)
+            a->ok++;
+        else if (err == CORE_EOVERLOAD)
+            a->overloaded++;
+        else
+            a->other++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_publishers(void **state)
+{
+    char stream[64];
+    unique(stream, sizeof stream, "conc");
+    struct bus *b = open_bus(0);
+    struct bus_consumer *c;
+    assert_int_equal(bus_consumer_create(b, stream, "g", "c1", &c), 0);
+    static struct cp_arg args[CP_THREADS];
+    pthread_t th[CP_THREADS];
+    atomic_int go;
+    atomic_init(&go, 0);
+    for (int t = 0; t < CP_THREADS; t++) {
+        args[t] = (struct cp_arg){.bus = b, .stream = stream, .index = t,
+                                  .nkeys = CP_KEYS, .tries = CP_BATCHES,
+                                  .go = &go};
+        for (int k = 0; k < CP_KEYS; k++)
+            snprintf(args[t].keys[k], sizeof args[t].keys[k], "t%d-%d", t, k);
+        assert_int_equal(pthread_create(&th[t], NULL, cp_publisher, &args[t]),
+                         0);
+    }
+    atomic_store(&go, 1);
+    for (int t = 0; t < CP_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(args[t].ok, CP_BATCHES);
+    }
+    /* Each key: 2 messages a batch, sequence 0.. in order, once. */
+    enum { PER_KEY = CP_BATCHES * 2, TOTAL = CP_THREADS * CP_KEYS * PER_KEY };
+    static int next[CP_THREADS][CP_KEYS];
+    memset(next, 0, sizeof next);
+    int got = 0;
+    uint64_t dl = deadline_in(20000);
+    while (got < TOTAL && before(dl)) {
+        struct bus_msg m[64];
+        size_t n;
+        assert_int_equal(bus_consumer_consume(c, m, 64, 200, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+            int t, k, seq;
+            assert_int_equal(sscanf(m[i].payload, "%d:%d:%d", &t, &k, &seq), 3);
+            assert_true(t >= 0 && t < CP_THREADS && k >= 0 && k < CP_KEYS);
+            assert_int_equal(seq, next[t][k]);
+            next[t][k]++;
+            got++;
+        }
+        assert_int_equal(bus_consumer_ack(c, m, n), 0);
+    }
+    assert_int_equal(got, TOTAL);
+    bus_consumer_destroy(c);
+    bus_close(b);
+}
+
+static void test_overload_reaches_only_its_publisher(void **state)
+{
+    char stream[64];
+    unique(stream, sizeof stream, "attr");
+    struct bus *b = open_bus(5);
+    struct bus_consumer *c;
+    assert_int_equal(bus_consumer_create(b, stream, "g", "c1", &c), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(bus_stream_publish(b, stream, "k", 1, "m", 1), 0);
+    /* Thread 0 keeps publishing to the full partition; the others each
+     * to a partition of their own (4 messages: within the capacity). */
+    uint32_t full = bus_partition_for("k", 1, 8);
+    bool used[8] = {false};
+    used[full] = true;
+    static struct cp_arg args[5];
+    pthread_t th[5];
+    atomic_int go;
+    atomic_init(&go, 0);
+    args[0] = (struct cp_arg){.bus = b, .stream = stream, .index = 0,
+                              .nkeys = 1, .tries = CP_FULL_TRIES, .go = &go};
+    snprintf(args[0].keys[0], sizeof args[0].keys[0], "k");
+    for (int t = 1, cand = 0; t < 5; t++) {
+        char key[16];
+        uint32_t p;
+        do {
+            snprintf(key, sizeof key, "o%d", cand++);
+            p = bus_partition_for(key, strlen(key), 8);
+        } while (used[p]);
+        used[p] = true;
+        args[t] = (struct cp_arg){.bus = b, .stream = stream, .index = t,
+                                  .nkeys = 1, .tries = 4, .go = &go};
+        snprintf(args[t].keys[0], sizeof args[t].keys[0], "%s", key);
+    }
+    for (int t = 0; t < 5; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, cp_publisher, &args[t]),
+                         0);
+    atomic_store(&go, 1);
+    for (int t = 0; t < 5; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(args[0].overloaded, CP_FULL_TRIES);
+    assert_int_equal(args[0].ok + args[0].other, 0);
+    for (int t = 1; t < 5; t++) {
+        assert_int_equal(args[t].ok, 4);
+        assert_int_equal(args[t].overloaded + args[t].other, 0);
+    }
+    assert_int_equal(drain_count(c, 5 + 4 * 4, 10000), 5 + 4 * 4);
+    bus_consumer_destroy(c);
+    bus_close(b);
+}
+
 /* An entry counts as its weight (a bundle: the messages inside) on Redis;
  * NATS bounds the stream's bytes at capacity x partitions x 1 KiB; mem
  * counts entries. */
@@ -932,6 +1083,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pubsub_fans_out_to_every_subscriber),
     cmocka_unit_test(test_full_partition_overloads),
     cmocka_unit_test(test_weights_bound_the_partition),
+    cmocka_unit_test(test_concurrent_publishers),
+    cmocka_unit_test(test_overload_reaches_only_its_publisher),
     cmocka_unit_test(test_lag_counts_unacknowledged),
     cmocka_unit_test(test_bad_arguments),
 };
