@@ -121,9 +121,9 @@ static void list_handler(struct http_req *req, struct http_res *res, void *ctx)
     http_res_json(res, 200, api__page(items, limit, offset, total));
 }
 
-/* Reads one entry of the caller's organisation (NULL when absent). */
-/* The entry as JSON in *out (NULL when there is none) and, when text is
- * not NULL, its payload as stored in *text (caller frees). */
+/* One entry of the caller's organisation: as JSON in *out (NULL when there
+ * is none) and, when text is not NULL, its payload as stored in *text
+ * (caller frees). */
 static int entry_get(struct db_conn *c, const char *org, const char *id,
                      json_t **out, char **text)
 {
@@ -257,14 +257,9 @@ static int replay_one(struct api *api, const char *org, const char *id,
     core_time_parse_iso(json_string_value(json_object_get(e, "receivedAt")),
                         &received);
     struct pipeline_msg m;
-    char why[200];
-    int nrc = pipeline_parse_one(text, strlen(text), received, &api->limits, &m,
-                                 why, sizeof why);
-    if (nrc == CORE_EPARSE || nrc == CORE_EINVAL) {
-        snprintf(reason, reason_len, "%s%s",
-                 nrc == CORE_EPARSE ? "stored payload is not JSON: " : "", why);
-        nrc = CORE_EINVAL;
-    }
+    int nrc = pipeline_parse_stored("stored payload", text, strlen(text),
+                                    received, &api->limits, &m, reason,
+                                    reason_len);
     if (nrc == CORE_OK && !alive) {
         snprintf(reason, reason_len, "device %s no longer exists",
                  m.device_id);

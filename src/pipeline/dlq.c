@@ -189,15 +189,11 @@ int pipeline_replay(struct pipeline *p, const struct pipeline_limits *lim,
             continue;
         }
         struct pipeline_msg *m = &msgs[nmsgs];
-        char why[200];
-        int nrc = pipeline_parse_one(it->payload, strlen(it->payload),
-                                     it->received_ms, lim, m, why, sizeof why);
-        if (nrc == CORE_EPARSE || nrc == CORE_EINVAL) {
-            snprintf(it->reason, sizeof it->reason, "%s%s",
-                     nrc == CORE_EPARSE ? "stored payload is not JSON: " : "",
-                     why);
+        int nrc = pipeline_parse_stored("stored payload", it->payload,
+                                        strlen(it->payload), it->received_ms,
+                                        lim, m, it->reason, sizeof it->reason);
+        if (nrc == CORE_EINVAL)
             continue;
-        }
         if (nrc) {
             rc = nrc;
             break;

@@ -1263,3 +1263,18 @@ int pipeline_parse_one(const char *text, size_t len, int64_t received_ms,
         pipeline_msg_fini(m);
     return rc;
 }
+
+int pipeline_parse_stored(const char *what, const char *text, size_t len,
+                          int64_t received_ms,
+                          const struct pipeline_limits *lim,
+                          struct pipeline_msg *m, char *reason,
+                          size_t reason_len)
+{
+    char why[200];
+    int rc = pipeline_parse_one(text, len, received_ms, lim, m, why, sizeof why);
+    if (rc == CORE_EPARSE)
+        snprintf(reason, reason_len, "%s is not JSON: %s", what, why);
+    else if (rc == CORE_EINVAL)
+        snprintf(reason, reason_len, "%s", why);
+    return rc == CORE_EPARSE ? CORE_EINVAL : rc;
+}

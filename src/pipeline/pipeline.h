@@ -150,6 +150,15 @@ int pipeline_parse(struct pipeline_parser *p, const struct pipeline_parse_args *
 int pipeline_parse_one(const char *text, size_t len, int64_t received_ms,
                        const struct pipeline_limits *lim,
                        struct pipeline_msg *m, char *reason, size_t reason_len);
+/* pipeline_parse_one for a text that was accepted once already (a stored
+ * payload, a stage's input), where text that is not JSON is one more
+ * reason to refuse the message: CORE_EINVAL with "<what> is not JSON:
+ * <where and why>" in reason, as for an invalid message. */
+int pipeline_parse_stored(const char *what, const char *text, size_t len,
+                          int64_t received_ms,
+                          const struct pipeline_limits *lim,
+                          struct pipeline_msg *m, char *reason,
+                          size_t reason_len);
 
 /* ---------------------------------------------------------------- runner */
 

@@ -57,7 +57,6 @@ struct ack {
 struct writer {
     struct pipeline *p;
     pthread_t thread;
-    bool first; /* the one that also sweeps devices offline */
 };
 
 struct pipeline {
@@ -440,16 +439,26 @@ static int pending_add(struct db_conn *c, struct submission *batch,
  * next durable commit makes them durable. The connection is shared with
  * other writers, so it goes back to FULL afterwards, unless the store was
  * opened relaxed (p->relaxed, read once at start). */
+static void pragma(struct pipeline *p, struct db_conn *c, const char *sql)
+{
+    struct db_stmt *s;
+    bool row;
+    /* Prepared (and so cached by the connection), not parsed at each of
+     * the two calls per commit. */
+    if (!p->relaxed && db_prepare(c, sql, &s) == CORE_OK) {
+        db_step(s, &row);
+        db_finalize(s);
+    }
+}
+
 static void lazy_commits(struct pipeline *p, struct db_conn *c)
 {
-    if (!p->relaxed)
-        db_exec(c, "PRAGMA synchronous=NORMAL");
+    pragma(p, c, "PRAGMA synchronous=NORMAL");
 }
 
 static void durable_commits(struct pipeline *p, struct db_conn *c)
 {
-    if (!p->relaxed)
-        db_exec(c, "PRAGMA synchronous=FULL");
+    pragma(p, c, "PRAGMA synchronous=FULL");
 }
 
 /* Whether the writer connection commits without fsync already. */
@@ -918,6 +927,7 @@ static void *writer_main(void *arg)
 {
     struct writer *w = arg;
     struct pipeline *p = w->p;
+    bool first = w == p->writers; /* it also sweeps devices offline */
     struct points pts = {0};
     struct core_buf buf;
     core_buf_init(&buf);
@@ -945,7 +955,7 @@ static void *writer_main(void *arg)
             }
             pthread_cond_timedwait(&p->wake, &p->lock, &until);
             idle = !p->head;
-            if (w->first && !p->head && !p->pend_n && !p->stopping) {
+            if (first && !p->head && !p->pend_n && !p->stopping) {
                 pthread_mutex_unlock(&p->lock);
                 sweep_offline(p, core_time_now_ms());
                 pthread_mutex_lock(&p->lock);
@@ -1013,7 +1023,7 @@ static void *writer_main(void *arg)
             pthread_mutex_unlock(&p->lock);
         }
         answer(p, batch, rc, one_by_one, &buf);
-        if (w->first)
+        if (first)
             sweep_offline(p, core_time_now_ms());
     }
     free(pts.v);
@@ -1102,7 +1112,7 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
                                               p) == 0)) {
         for (; p->nwriters < want; p->nwriters++) {
             struct writer *w = &p->writers[p->nwriters];
-            *w = (struct writer){p, 0, p->nwriters == 0};
+            w->p = p;
             if (pthread_create(&w->thread, NULL, writer_main, w) != 0)
                 break;
         }

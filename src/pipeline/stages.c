@@ -395,14 +395,10 @@ static int normalize_one(struct stage *s, const struct pipeline_env *e,
 {
     reason[0] = '\0';
     struct pipeline_msg m;
-    char why[200];
-    int rc = pipeline_parse_one(e->body, e->body_len, e->received_ms,
-                                &s->w->cfg.limits, &m, why, sizeof why);
-    if (rc == CORE_EPARSE)
-        snprintf(reason, rlen, "the message is not JSON: %s", why);
-    else if (rc == CORE_EINVAL)
-        snprintf(reason, rlen, "%s", why);
-    if (rc == CORE_EPARSE || rc == CORE_EINVAL)
+    int rc = pipeline_parse_stored("the message", e->body, e->body_len,
+                                   e->received_ms, &s->w->cfg.limits, &m,
+                                   reason, rlen);
+    if (rc == CORE_EINVAL)
         return CORE_OK;
     if (rc)
         return rc;
@@ -497,27 +493,20 @@ static int stage_device_writer(struct stage *s, const struct bus_msg *msgs,
     for (size_t i = 0; i < ne && rc == CORE_OK; i++) {
         const struct pipeline_env *e = &envs[i];
         char reason[256] = "";
-        char why[200];
-        int nrc = pipeline_parse_one(e->body, e->body_len, e->received_ms,
-                                     &lim, &pm[k], why, sizeof why);
-        if (nrc == CORE_EPARSE) {
-            snprintf(reason, sizeof reason,
-                     "the normalised message is not JSON: %s", why);
-        } else if (nrc == CORE_EINVAL) {
-            snprintf(reason, sizeof reason, "%s", why);
-        } else {
-            if (nrc)
-                rc = nrc;
-            else {
-                struct pipeline_msg *m = &pm[k++];
-                memcpy(m->raw_id, e->raw_id, sizeof m->raw_id);
-                memcpy(m->org_id, e->org_id, sizeof m->org_id);
-                memcpy(m->device_id, e->device_id, sizeof m->device_id);
-                m->transport = e->transport;
-            }
-        }
-        if (rc == CORE_OK && reason[0])
+        int nrc = pipeline_parse_stored("the normalised message", e->body,
+                                        e->body_len, e->received_ms, &lim,
+                                        &pm[k], reason, sizeof reason);
+        if (nrc == CORE_EINVAL) {
             rc = dead_add(&dl, "device-writer", e, reason);
+        } else if (nrc) {
+            rc = nrc;
+        } else {
+            struct pipeline_msg *m = &pm[k++];
+            memcpy(m->raw_id, e->raw_id, sizeof m->raw_id);
+            memcpy(m->org_id, e->org_id, sizeof m->org_id);
+            memcpy(m->device_id, e->device_id, sizeof m->device_id);
+            m->transport = e->transport;
+        }
     }
     if (rc == CORE_OK && (k || dl.n))
         rc = pipeline_store_sync(s->w->store, pm, k, dead_put, &dl);

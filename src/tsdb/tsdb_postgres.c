@@ -42,15 +42,6 @@
  * rollup deltas ($5..$12, computed by the caller assuming every point is
  * new) appended to the log only if every one of the $13 points was. The
  * row says how many were new and, when not all, which. */
-#define BULK_WORK_MEM_POINTS 20000
-/* The same without ON CONFLICT (see PLAIN_MIN): every point new. */
-static const char PG_POINTS_PLAIN[] =
-    "WITH ins AS (INSERT INTO ts_points (series_id, ts, value, value_text) "
-    "SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[], "
-    "$4::text[])) "
-    "INSERT INTO ts_rollup_log (" LOG_COLS ") SELECT * FROM "
-    "unnest($5::int8[], $6::timestamptz[], $7::float8[], $8::float8[], "
-    "$9::float8[], $10::int8[], $11::float8[], $12::timestamptz[])";
 static const char PG_POINTS_BULK[] =
     "WITH ins AS (INSERT INTO ts_points (series_id, ts, value, value_text) "
     "SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[], "
@@ -63,6 +54,18 @@ static const char PG_POINTS_BULK[] =
     "WHERE (SELECT n FROM n) = $13) "
     "SELECT n, CASE WHEN n < $13 THEN (SELECT array_agg(series_id) FROM ins) "
     "END, CASE WHEN n < $13 THEN (SELECT array_agg(ts) FROM ins) END FROM n";
+/* It keeps the keys it inserted (RETURNING) in a tuplestore, which past
+ * work_mem (4 MB by default) spills to a temporary file: a batch of more
+ * points raises work_mem for its transaction. */
+#define BULK_WORK_MEM_POINTS 20000
+/* The same without ON CONFLICT (see PLAIN_MIN): every point new. */
+static const char PG_POINTS_PLAIN[] =
+    "WITH ins AS (INSERT INTO ts_points (series_id, ts, value, value_text) "
+    "SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::float8[], "
+    "$4::text[])) "
+    "INSERT INTO ts_rollup_log (" LOG_COLS ") SELECT * FROM "
+    "unnest($5::int8[], $6::timestamptz[], $7::float8[], $8::float8[], "
+    "$9::float8[], $10::int8[], $11::float8[], $12::timestamptz[])";
 
 /* The deltas of the new points when a batch met stored ones. */
 static const char PG_LOG_INSERT[] =
@@ -393,19 +396,16 @@ static bool arr_read(const unsigned char *p, int len, uint32_t *n,
 
 /* ------------------------------------------------------------- execution */
 
-/* Runs stmt on tc's connection with narrays binary parameters taken from
+/* Sends stmt on tc's connection with narrays binary parameters taken from
  * tc->arrays[first..) (types[i]) plus, when extra is set, one int8 after
- * them; results in binary. *out (may be NULL) receives the result, which
- * the caller clears. */
-static int pg_run(struct tsdb__conn *tc, const char *stmt, int first,
-                  int narrays, const Oid *types, const int64_t *extra,
-                  PGresult **out)
+ * them; results in binary. The result is unchecked (NULL without a
+ * connection). */
+static PGresult *pg_exec(struct tsdb__conn *tc, const char *stmt, int first,
+                         int narrays, const Oid *types, const int64_t *extra)
 {
-    if (out)
-        *out = NULL;
     PGconn *h = db__pg_handle(tc->c);
     if (!h)
-        return CORE_EINTERNAL;
+        return NULL;
     const char *values[16];
     int lengths[16], formats[16];
     Oid oids[16];
@@ -426,7 +426,20 @@ static int pg_run(struct tsdb__conn *tc, const char *stmt, int first,
         oids[np] = OID_INT8;
         np++;
     }
-    PGresult *res = PQexecParams(h, stmt, np, oids, values, lengths, formats, 1);
+    return PQexecParams(h, stmt, np, oids, values, lengths, formats, 1);
+}
+
+/* pg_exec, checked: *out (may be NULL) receives a good result, which the
+ * caller clears. */
+static int pg_run(struct tsdb__conn *tc, const char *stmt, int first,
+                  int narrays, const Oid *types, const int64_t *extra,
+                  PGresult **out)
+{
+    if (out)
+        *out = NULL;
+    if (!db__pg_handle(tc->c))
+        return CORE_EINTERNAL;
+    PGresult *res = pg_exec(tc, stmt, first, narrays, types, extra);
     int rc = db__pg_check(tc->c, res);
     if (rc == CORE_OK && out)
         *out = res;
@@ -442,21 +455,10 @@ static int pg_run_plain(struct tsdb__conn *tc, const char *stmt,
                         int narrays, const Oid *types, bool *dup)
 {
     *dup = false;
-    PGconn *h = db__pg_handle(tc->c);
-    if (!h)
-        return CORE_EINTERNAL;
     int rc = pg_run(tc, "SAVEPOINT tsdb_plain", 0, 0, NULL, NULL, NULL);
     if (rc)
         return rc;
-    const char *values[16];
-    int lengths[16], formats[16];
-    for (int i = 0; i < narrays; i++) {
-        values[i] = tc->arrays[i].data;
-        lengths[i] = (int)tc->arrays[i].len;
-        formats[i] = 1;
-    }
-    PGresult *res = PQexecParams(h, stmt, narrays, types, values, lengths,
-                                 formats, 1);
+    PGresult *res = pg_exec(tc, stmt, 0, narrays, types, NULL);
     const char *st = PQresultStatus(res) == PGRES_FATAL_ERROR
                          ? PQresultErrorField(res, PG_DIAG_SQLSTATE)
                          : NULL;
@@ -731,9 +733,6 @@ static int pg_points_apply(struct tsdb__conn *tc, struct tsdb__item *items,
     bool dup = true;
     if (rc == CORE_OK && n >= PLAIN_MIN)
         rc = pg_run_plain(tc, PG_POINTS_PLAIN, 12, bulk_types, &dup);
-    /* PG_POINTS_BULK keeps the keys it inserted (RETURNING) in a
-     * tuplestore, which past work_mem (4 MB by default) spills to a
-     * temporary file: a big batch raises work_mem for its transaction. */
     if (rc == CORE_OK && dup && n > BULK_WORK_MEM_POINTS)
         rc = pg_run(tc, "SET LOCAL work_mem = '64MB'", 0, 0, NULL, NULL, NULL);
     if (rc == CORE_OK && dup)
