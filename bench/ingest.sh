@@ -12,11 +12,12 @@
 # under load), so 40,000 requests/s need about that many in flight; the
 # simulator's connections are cheap (two event-loop threads). The steady
 # scenario keeps 32, as in earlier figures.
-#   bench/ingest.sh   DURATION=10 ROUNDS=3
+#   bench/ingest.sh   DURATION=10 ROUNDS=3 [ARGUS_BIN=… SIM_BIN=…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${ARGUS_BIN:-$ROOT/build/argus}
+SIM=${SIM_BIN:-$BIN} # the load generator (SIM_BIN: another build's, to compare servers)
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 WORK=$(mktemp -d /tmp/argus-ingest.XXXXXX)
@@ -42,7 +43,7 @@ scenario() { # label sim-args...
     local before; before=$(stored)
     local t0; t0=$(cpu_ticks)
     local out; out=$(/usr/bin/time -o "$WORK/simcpu" -f '%U %S' \
-      "$BIN" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
+      "$SIM" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
     local t1; t1=$(cpu_ticks)
     # Points follow the acknowledgement by up to a few tens of ms.
     local want; want=$(echo "$out" | field 'd["acceptedMessages"]')

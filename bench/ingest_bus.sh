@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${ARGUS_BIN:-$ROOT/build/argus}
+SIM=${SIM_BIN:-$BIN} # the load generator (SIM_BIN: another build's, to compare servers)
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-3}
@@ -65,7 +66,7 @@ scenario() { # store bus label sim-args...
     # the same load (consumers have taken their partitions), drained.
     local w0=0
     if [[ " $* " == *" --rate "* ]] && [ "$WARMUP" -gt 0 ]; then
-      "$BIN" sim --url "$URL" --duration "$WARMUP" "$@" >/dev/null 2>&1 || true
+      "$SIM" sim --url "$URL" --duration "$WARMUP" "$@" >/dev/null 2>&1 || true
       for _ in $(seq 300); do
         [ "$(written | cut -d. -f1)" -ge "$(published | cut -d. -f1)" ] 2>/dev/null && break
         sleep 0.1
@@ -74,7 +75,7 @@ scenario() { # store bus label sim-args...
     fi
     curl -s "$URL/metrics" >"$WORK/base.metrics"
     local t0; t0=$(date +%s.%N)
-    local out; out=$("$BIN" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
+    local out; out=$("$SIM" sim --url "$URL" --duration "$DURATION" "$@" 2>/dev/null || true)
     local want; want=$(( $(echo "$out" | field 'd["acceptedMessages"]') + w0 ))
     # Drained: every accepted message written (at most 120 s more).
     for _ in $(seq 1200); do

@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BIN=${ARGUS_BIN:-$ROOT/build/argus}
+SIM=${SIM_BIN:-$BIN} # the load generator (SIM_BIN: another build's, to compare servers)
 DURATION=${DURATION:-30}
 MODES=${MODES:-embedded redis}
 WORK=$(mktemp -d /tmp/argus-overload.XXXXXX)
@@ -37,7 +38,7 @@ run() { # mode
     extra+=(--bus "$BUS_URL" --bus-capacity 5000)
   fi
   start_argus --store "sqlite:$WORK/bench.db" "${extra[@]}"
-  "$BIN" sim --url "$URL" --devices 1000 --connections 1000 --batch 100 --metrics 5 \
+  "$SIM" sim --url "$URL" --devices 1000 --connections 1000 --batch 100 --metrics 5 \
     --duration "$DURATION" >"$WORK/sim.json" 2>/dev/null &
   local simpid=$! samples=() bus_samples=()
   while kill -0 "$simpid" 2>/dev/null; do

@@ -71,7 +71,7 @@ static const struct core_option serve_options[] = {
     OPT("web-dir", CORE_OPT_STRING, web_dir, "web/dist", 0, 0,
         "folder of the web UI's files"),
     OPT("threads", CORE_OPT_INT, threads, "0", 0, 256,
-        "HTTP worker threads (0 = one per core)"),
+        "HTTP worker threads (0 = one per core; at least 2)"),
     OPT("db-pool", CORE_OPT_INT, db_pool, "0", 0, 256,
         "store connections (0 = threads + 2)"),
     OPT("sqlite-relaxed-sync", CORE_OPT_BOOL, relaxed_sync, "false", 0, 0,

@@ -362,6 +362,14 @@ int http_server_start(const struct http_server_config *cfg,
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         s->cfg.threads = n > 0 ? (int)n : 2;
     }
+    /* Always a pool of at least two: with one thread libmicrohttpd 0.9.75
+     * runs its single-daemon epoll loop, which left connections resumed
+     * after a deferred answer unserved until their timeout (60 s) once
+     * about 128 connections were busy (127 fine, 130 stalled; a pool of
+     * two served 1,000). On a one-core machine the second thread costs
+     * only its stack. system/http_threads.test.mjs. */
+    if (s->cfg.threads < 2)
+        s->cfg.threads = 2;
     if (!s->cfg.connection_limit)
         s->cfg.connection_limit = 10000;
     if (!s->cfg.connection_memory)

@@ -7,14 +7,16 @@ import { BIN } from './harness.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Runs argus sim to completion: {code, out, err}. */
-export function runSim(args) {
+/** Runs argus sim to completion: {code, out, err, killed}; with
+ * killAfterMs, it is killed (killed: true) if still running then. */
+export function runSim(args, killAfterMs = 0) {
   return new Promise((res) => {
     const p = spawn(BIN, ['sim', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
+    let out = '', err = '', killed = false;
+    const timer = killAfterMs ? setTimeout(() => { killed = true; p.kill('SIGKILL'); }, killAfterMs) : null;
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => { err += d; });
-    p.on('close', (code) => res({ code, out, err }));
+    p.on('close', (code) => { if (timer) clearTimeout(timer); res({ code, out, err, killed }); });
   });
 }
 
