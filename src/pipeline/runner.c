@@ -55,7 +55,7 @@ struct ack {
 #define DEFER_MS 20
 #define DEFER_MS_LOADED 100
 #define DEFER_RATE 20
-#define DEFER_MAX 20000
+#define DEFER_MAX 20000 /* waiting; the flush under way may hold as many */
 /* The points of a flush are written in this many transactions, each with
  * the devices of one slice (by a hash of their id), with raw commits let
  * in between: the writer is then never held by points for more than a
@@ -1138,7 +1138,7 @@ static void *writer_main(void *arg)
                 p->pend_lo = lo;
             p->pend_hi = hi;
             p->pend_n += n;
-            core_metric_set(p->m_pending, (double)p->pend_n);
+            core_metric_set(p->m_pending, (double)(p->pend_n + p->cyc_n));
         }
         if (!p->defer || rc) { /* else the syncer, once they are durable */
             pthread_mutex_lock(&p->lock);
