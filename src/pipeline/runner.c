@@ -50,8 +50,9 @@ struct ack {
  * mostly a leaf page per series it touches, whatever the number of points,
  * so fewer, larger ones leave the writer more time for raw commits. At
  * 10,000 messages/s (where the latency target is set) nothing changes;
- * flat out, single-message requests went from 30 k to 40 k/s and batches
- * from 130 k to 144 k/s, with points then up to ~150 ms behind. */
+ * flat out, single-message requests went from ~30 k to 38–43 k/s and
+ * batches from ~130 k to 139–149 k/s (three bench runs), with points then
+ * up to ~150 ms behind. */
 #define DEFER_MS 20
 #define DEFER_MS_LOADED 100
 #define DEFER_RATE 20
