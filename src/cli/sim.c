@@ -132,6 +132,23 @@ static int answer_status(char *buf, size_t have, const char **body)
     return status > 0 ? status : -1;
 }
 
+/* Room for 4 KiB more after have bytes in c's read buffer (and a NUL);
+ * -1 when out of memory (the buffer is kept). */
+static int conn_reserve(struct conn *c, size_t have)
+{
+    if (have + 4096 <= c->rcap)
+        return 0;
+    size_t cap = c->rcap ? c->rcap * 2 : 16384;
+    while (have + 4096 > cap)
+        cap *= 2;
+    char *nb = realloc(c->rbuf, cap + 1);
+    if (!nb)
+        return -1;
+    c->rbuf = nb;
+    c->rcap = cap;
+    return 0;
+}
+
 /* One request/response on a kept-alive connection (reconnecting once if
  * the server closed it). Returns the status, or -1; *body gets the
  * response body (valid until the next call). */
@@ -155,12 +172,8 @@ static int http_call(struct conn *c, const char *method, const char *path,
         }
         size_t have = 0;
         for (;;) {
-            if (have + 4096 > c->rcap) {
-                c->rcap = c->rcap ? c->rcap * 2 : 65536;
-                c->rbuf = realloc(c->rbuf, c->rcap + 1);
-                if (!c->rbuf)
-                    return -1;
-            }
+            if (conn_reserve(c, have) != 0)
+                return -1;
             ssize_t r = read(c->fd, c->rbuf + have, c->rcap - have);
             if (r < 0 && errno == EINTR)
                 continue;
@@ -511,7 +524,6 @@ static void lc_start(struct worker *w, struct lconn *c, uint64_t now)
     c->sent = 0;
     c->have = 0;
     if (c->req.oom || (c->fd < 0 && lc_connect(w, c) != 0)) {
-        c->state = LC_RECV; /* so that lc_complete counts it */
         lc_complete(w, c, -1);
         return;
     }
@@ -531,15 +543,9 @@ static void lc_readable(struct worker *w, struct lconn *c)
     }
     for (;;) {
         struct conn *in = &c->in;
-        if (c->have + 4096 > in->rcap) {
-            size_t cap = in->rcap ? in->rcap * 2 : 16384;
-            char *nb = realloc(in->rbuf, cap + 1);
-            if (!nb) {
-                lc_failed(w, c);
-                return;
-            }
-            in->rbuf = nb;
-            in->rcap = cap;
+        if (conn_reserve(in, c->have) != 0) {
+            lc_failed(w, c);
+            return;
         }
         ssize_t n = recv(c->fd, in->rbuf + c->have, in->rcap - c->have, 0);
         if (n < 0 && errno == EINTR)

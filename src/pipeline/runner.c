@@ -596,8 +596,9 @@ static int write_slice(struct pipeline *p, struct db_conn *c,
     return rc;
 }
 
-/* The points of every pending submission, and their pending rows gone, in
- * one transaction. Nobody waits for it to be durable: the next sync of the
+/* The points of the flush's next slice (cyc_slice), and with the last
+ * slice the flush's pending rows gone, in one transaction. Nobody waits
+ * for it to be durable: the next sync of the
  * log covers it (the WAL is sequential); if the machine stops before that,
  * the deletion of the pending rows is lost with the points, and the rows
  * are replayed at the next start. */
@@ -683,6 +684,7 @@ static void flush_step(struct pipeline *p, struct points *pts)
         p->retry_at_ms = now + (pause > 5000 ? 5000 : pause);
         if (!give_up)
             return;
+        p->failures = 0;
         core_metric_add(p->m_failed, (double)p->cyc_n);
     } else {
         p->failures = 0;
@@ -696,7 +698,6 @@ static void flush_step(struct pipeline *p, struct points *pts)
                 core_metric_observe(p->m_e2e,
                                     (double)(now - b->msgs[i].received_ms) / 1e3);
     }
-    p->failures = 0;
     release(p->cyc_head);
     pthread_mutex_lock(&p->lock);
     p->written += p->cyc_n;
