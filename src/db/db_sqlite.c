@@ -163,9 +163,13 @@ static int fail(struct sqlite_conn *c, int rc, const char *msg)
              msg ? msg : (c->h ? sqlite3_errmsg(c->h) : sqlite3_errstr(rc)));
     char logged[sizeof c->err];
     db__log_text(logged, sizeof logged, c->err);
-    core_log_warn("db", "sqlite error code=%d (%s) msg=\"%s\"", rc,
-                  sqlite3_errstr(rc), logged);
-    return map_code(rc);
+    int code = map_code(rc);
+    /* A key already present is an answer for the caller to act on (a 409,
+     * a row-by-row retry), not a fault. */
+    core_log(code == CORE_ECONFLICT ? CORE_LOG_DEBUG : CORE_LOG_WARN, "db",
+             "sqlite error code=%d (%s) msg=\"%s\"", rc, sqlite3_errstr(rc),
+             logged);
+    return code;
 }
 
 /* mkdir -p of the directories above path. */

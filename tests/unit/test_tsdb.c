@@ -543,6 +543,17 @@ static void test_points_idempotent(void **state)
     write_points(b, b->t, p + n / 2, n - n / 2, 0);
     snapshot(b, org, after);
     assert_memory_equal(before, after, sizeof before);
+    /* New points with one stored point among them, past the first 32
+     * (SQLite inserts 32 at a time and goes row by row from a conflict):
+     * every new one is stored and counted once. */
+    struct tsdb_point q[100];
+    for (int i = 0; i < 100; i++)
+        q[i] = num_point(org, dev[0], "fresh", T0 + (int64_t)i * MIN_MS, i);
+    write_points(b, b->t, &q[45], 1, 1);
+    write_points(b, b->t, q, 100, 99);
+    snapshot(b, org, after);
+    assert_int_equal(after[0], before[0] + 100);
+    write_points(b, b->t, q, 100, 0);
 }
 
 static void test_points_replace(void **state)
