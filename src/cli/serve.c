@@ -73,7 +73,7 @@ static const struct core_option serve_options[] = {
     OPT("threads", CORE_OPT_INT, threads, "0", 0, 256,
         "HTTP worker threads (0 = one per core; at least 2)"),
     OPT("db-pool", CORE_OPT_INT, db_pool, "0", 0, 256,
-        "store connections (0 = threads + 2)"),
+        "store connections (0 = threads + 3)"),
     OPT("sqlite-relaxed-sync", CORE_OPT_BOOL, relaxed_sync, "false", 0, 0,
         "SQLite: do not fsync each commit (survives a process crash, may lose "
         "the last commits on power loss)"),
@@ -162,7 +162,7 @@ static int open_store(const struct serve_opts *o, struct db **db)
 {
     struct db_options dbo = {
         .pool_size = (int)(o->db_pool ? o->db_pool
-                                      : (o->threads ? o->threads : 2) + 2),
+                                      : (o->threads ? o->threads : 2) + 3),
         .busy_timeout_ms = 5000,
         .sqlite_relaxed_sync = o->relaxed_sync,
     };

@@ -1180,6 +1180,12 @@ int pipeline_create(struct db *db, struct tsdb *tsdb,
         }
     }
     pipeline_limits_default(&p->cfg.limits);
+    /* Points are written here (no bus): on PostgreSQL a thread folds the
+     * rollup log, out of the writers' transactions (should it not start,
+     * the writers fold as they go). */
+    if (!p->cfg.bus && tsdb && tsdb_fold_in_background(tsdb) != CORE_OK)
+        core_log_warn("pipeline", "msg=\"no folder thread; writers fold the "
+                                  "rollup log\"");
     /* Deferred points need one process writing (recovery replays every
      * pending range): the embedded SQLite store. */
     p->defer = !p->cfg.bus && !p->cfg.no_archive && db_dialect(db) == DB_SQLITE;

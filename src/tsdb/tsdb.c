@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const int64_t tsdb__res_ms[TSDB_NRES] = {5 * 60 * 1000, 60 * 60 * 1000,
                                          24 * 60 * 60 * 1000};
@@ -36,6 +37,11 @@ struct tsdb {
     struct tsdb__conn **conns;
     size_t nconns;
     struct tsdb__map cache;
+    /* The folder thread (tsdb_fold_in_background). */
+    pthread_mutex_t fold_mu;
+    pthread_cond_t fold_cv;
+    pthread_t folder;
+    bool folding, fold_stop;
 };
 
 /* "org|d|entity|metric" with the ids lower-cased. */
@@ -122,6 +128,8 @@ int tsdb_create(struct db *db, struct tsdb **out)
     t->db = db;
     t->be = be;
     pthread_mutex_init(&t->mu, NULL);
+    pthread_mutex_init(&t->fold_mu, NULL);
+    pthread_cond_init(&t->fold_cv, NULL);
     tsdb__map_init(&t->cache);
     *out = t;
     return CORE_OK;
@@ -145,6 +153,15 @@ void tsdb_destroy(struct tsdb *t)
 {
     if (!t)
         return;
+    pthread_mutex_lock(&t->fold_mu);
+    bool folding = t->folding;
+    t->fold_stop = true;
+    pthread_cond_broadcast(&t->fold_cv);
+    pthread_mutex_unlock(&t->fold_mu);
+    if (folding)
+        pthread_join(t->folder, NULL);
+    pthread_cond_destroy(&t->fold_cv);
+    pthread_mutex_destroy(&t->fold_mu);
     for (size_t i = 0; i < t->nconns; i++)
         conn_destroy(t->conns[i]);
     free(t->conns);
@@ -667,8 +684,12 @@ int tsdb_points_write(struct tsdb *t, struct db_conn *c,
         return CORE_OK;
     struct tsdb__conn *tc;
     int rc = conn_get_writer(t, c, &tc);
-    if (rc == CORE_OK)
+    if (rc == CORE_OK) {
+        pthread_mutex_lock(&t->fold_mu);
+        tc->fold_elsewhere = t->folding;
+        pthread_mutex_unlock(&t->fold_mu);
         rc = items_build(t, tc, pts, n);
+    }
     if (rc != CORE_OK)
         return rc;
 
@@ -714,6 +735,67 @@ int tsdb_rollups_flush(struct tsdb *t, struct db_conn *c)
     struct tsdb__conn *tc;
     int rc = conn_get_writer(t, c, &tc);
     return rc == CORE_OK ? t->be->rollup_fold(tc) : rc;
+}
+
+/* One fold of the folder thread, then the backend's housekeeping. */
+static void fold_once(struct tsdb *t)
+{
+    struct db_conn *c;
+    int rc = db_conn_acquire(t->db, true, &c);
+    if (rc != CORE_OK) {
+        core_log_warn("tsdb", "msg=\"no connection to fold the rollup log\" err=%s",
+                      core_err_name(rc));
+        return;
+    }
+    struct tsdb__conn *tc;
+    rc = conn_get_writer(t, c, &tc);
+    if (rc == CORE_OK)
+        rc = t->be->fold_background(tc);
+    if (rc == CORE_OK && t->be->after_commit)
+        t->be->after_commit(tc);
+    db_conn_release(c);
+    if (rc != CORE_OK)
+        core_log_warn("tsdb", "msg=\"rollup log fold failed; retrying\" err=%s",
+                      core_err_name(rc));
+}
+
+static void *folder_main(void *arg)
+{
+    struct tsdb *t = arg;
+    pthread_mutex_lock(&t->fold_mu);
+    while (!t->fold_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += (long)(t->be->fold_ms % 1000) * 1000000L;
+        until.tv_sec += t->be->fold_ms / 1000 + until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&t->fold_cv, &t->fold_mu, &until);
+        if (t->fold_stop)
+            break;
+        pthread_mutex_unlock(&t->fold_mu);
+        fold_once(t);
+        pthread_mutex_lock(&t->fold_mu);
+    }
+    pthread_mutex_unlock(&t->fold_mu);
+    return NULL;
+}
+
+int tsdb_fold_in_background(struct tsdb *t)
+{
+    if (!t)
+        return CORE_EINVAL;
+    if (!t->be->fold_background)
+        return CORE_OK;
+    int rc = CORE_OK;
+    pthread_mutex_lock(&t->fold_mu);
+    if (!t->folding && !t->fold_stop) {
+        if (pthread_create(&t->folder, NULL, folder_main, t) == 0)
+            t->folding = true;
+        else
+            rc = CORE_EINTERNAL;
+    }
+    pthread_mutex_unlock(&t->fold_mu);
+    return rc;
 }
 
 /* ------------------------------------------------------------ commit */

@@ -139,6 +139,9 @@ struct tsdb__conn {
     struct core_buf arrays[12];
     bool own_txn;
     int64_t log_deleted;
+    /* A folder thread folds the log (tsdb_fold_in_background): writes
+     * leave it alone. Set by tsdb before every write. */
+    bool fold_elsewhere;
 };
 
 /* A backend: its SQL and the bulk paths that differ. */
@@ -167,6 +170,11 @@ struct tsdb__backend {
     /* Called after tsdb_commit committed on tc (housekeeping that must run
      * outside a transaction). May be NULL. */
     void (*after_commit)(struct tsdb__conn *tc);
+    /* The folder thread's fold, every fold_ms on a connection of its own
+     * outside any transaction: skips when another folder holds the log.
+     * NULL (and 0) when the backend folds as it writes. */
+    int (*fold_background)(struct tsdb__conn *tc);
+    int fold_ms;
 };
 
 extern const struct tsdb__backend tsdb__sqlite;

@@ -685,6 +685,11 @@ static int pg_rollup_fold(struct tsdb__conn *tc)
     return fold(tc, true);
 }
 
+static int pg_fold_background(struct tsdb__conn *tc)
+{
+    return fold(tc, false);
+}
+
 /* A batch is one statement when every point is new (the steady state);
  * one that meets stored points (replay, redelivery) learns which were new,
  * logs their deltas, and asks which stored ones it changes. A change is
@@ -784,8 +789,9 @@ static int pg_points_apply(struct tsdb__conn *tc, struct tsdb__item *items,
         }
         return rc; /* tsdb.c folds and rebuilds */
     }
-    if (tc->log_rows > 0 && (tc->log_rows >= FOLD_ROWS ||
-                             core_time_now_ms() - tc->log_since_ms >= FOLD_MS))
+    if (!tc->fold_elsewhere && tc->log_rows > 0 &&
+        (tc->log_rows >= FOLD_ROWS ||
+         core_time_now_ms() - tc->log_since_ms >= FOLD_MS))
         rc = fold(tc, false);
     return rc;
 }
@@ -825,4 +831,6 @@ const struct tsdb__backend tsdb__postgres = {
     .rollup_fold = pg_rollup_fold,
     .points_finish = pg_points_finish,
     .after_commit = pg_after_commit,
+    .fold_background = pg_fold_background,
+    .fold_ms = FOLD_MS,
 };

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -1303,6 +1304,55 @@ static void test_rollups_concurrent_folds(void **state)
     free(rs);
 }
 
+/* tsdb_fold_in_background: on PostgreSQL the log is folded by the
+ * tsdb's own thread, with no further write to do it; the rollups are the
+ * same either way. */
+static void test_rollups_folded_in_background(void **state)
+{
+    struct backend *b = *state;
+    char org[CORE_UUID_STR_LEN], dev[CORE_UUID_STR_LEN];
+    uuid_of(org, 0xc00, 1);
+    uuid_of(dev, 0xc00, 2);
+    struct tsdb *t = NULL;
+    assert_int_equal(tsdb_create(b->db, &t), CORE_OK);
+    assert_int_equal(tsdb_fold_in_background(t), CORE_OK);
+    assert_int_equal(tsdb_fold_in_background(t), CORE_OK); /* once */
+    struct tsdb_point p[40];
+    for (int i = 0; i < 40; i++)
+        p[i] = num_point(org, dev, "v", T0 + (int64_t)i * MIN_MS, i);
+    write_points(b, t, p, 40, 40);
+    static const char log_sql[] =
+        "SELECT count(*) FROM ts_rollup_log l JOIN ts_series s ON "
+        "s.id = l.series_id WHERE s.organization_id = ?";
+    static const char day_sql[] =
+        "SELECT count(*) FROM ts_rollup_1d r JOIN ts_series s ON "
+        "s.id = r.series_id WHERE s.organization_id = ?";
+    if (b->dialect == DB_POSTGRES) {
+        int64_t logged = 1, days = 0;
+        for (int i = 0; i < 100 && (logged || !days); i++) {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+            struct db_conn *c = acquire_ok(b->db, false);
+            logged = query_int(c, log_sql, org);
+            days = query_int(c, day_sql, org);
+            db_conn_release(c);
+        }
+        assert_int_equal(logged, 0);
+        assert_int_equal(days, 1);
+    }
+    struct rows *rs = malloc(sizeof *rs);
+    assert_non_null(rs);
+    for (int agg = TSDB_AGG_5MIN; agg <= TSDB_AGG_1DAY; agg++) {
+        int64_t n;
+        double sum;
+        agg_totals(b, org, dev, (enum tsdb_agg)agg, &n, &sum, rs);
+        assert_int_equal(n, 40);
+        assert_true(sum == 40 * 39 / 2);
+    }
+    free(rs);
+    tsdb_destroy(t); /* stops the thread */
+}
+
 int main(void)
 {
     core_init();
@@ -1322,6 +1372,7 @@ int main(void)
         cmocka_unit_test(test_invalid_points),
         cmocka_unit_test(test_rollups_unfolded_tail),
         cmocka_unit_test(test_rollups_concurrent_folds),
+        cmocka_unit_test(test_rollups_folded_in_background),
     };
     int failed = 0;
     failed += cmocka_run_group_tests_name("sqlite", tests, sqlite_setup,
