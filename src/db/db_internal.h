@@ -162,4 +162,9 @@ char *db__pg_rewrite(const char *sql, int *nparams);
  * CORE_EPARSE for values it cannot represent (infinity, BC, years > 9999). */
 int db__pg_time_to_iso(const char *pg, char out[CORE_TIME_ISO_LEN]);
 
+/* SQLite: the name of the VFS that gathers WAL writes (db_sqlite_vfs.c),
+ * registered on first use; NULL if it could not be (then the default). */
+#define DB_SQLITE_VFS "argus-wal"
+const char *db__sqlite_vfs(void);
+
 #endif

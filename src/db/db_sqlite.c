@@ -235,7 +235,7 @@ static int open_conn(struct sqlite_db *d, struct sqlite_conn *c, bool writer)
                         : SQLITE_OPEN_READONLY);
     c->base.db = &d->base;
     c->writer = writer;
-    int rc = sqlite3_open_v2(d->path, &c->h, flags, NULL);
+    int rc = sqlite3_open_v2(d->path, &c->h, flags, db__sqlite_vfs());
     if (rc != SQLITE_OK) {
         fail(c, rc, NULL);
         core_log_error("db", "cannot open sqlite path=%s", d->path);
@@ -315,7 +315,7 @@ static void checkpointer_start(struct sqlite_db *d, struct sqlite_conn *w)
     sqlite3 *h = NULL;
     if (sqlite3_open_v2(d->path, &h,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK ||
+                        db__sqlite_vfs()) != SQLITE_OK ||
         sqlite3_exec(h, d->base.opts.sqlite_relaxed_sync
                             ? "PRAGMA synchronous=NORMAL"
                             : "PRAGMA synchronous=FULL",
