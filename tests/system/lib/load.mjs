@@ -53,6 +53,14 @@ export async function expectStored(argus, token, record, timeoutMs = 60000) {
         const r = await argus.req('GET', `/api/v1/telemetry/device/${dev}?metricKey=${metric}&limit=10000&startTime=2000-01-01T00:00:00Z`, { token });
         assert.equal(r.status, 200, r.text);
         const stored = r.json.data.map((p) => Date.parse(p.timestamp));
+        // The simulator sends metric mK = sin(timestamp + K) * 100 with
+        // three decimals.
+        const k = Number(metric.slice(1));
+        for (const p of r.json.data) {
+          const want = Math.sin(Date.parse(p.timestamp) + k) * 100;
+          assert.ok(Math.abs(p.value - want) <= 0.0005 + 1e-9,
+            `${dev}/${metric} at ${p.timestamp}: ${p.value}, sent as ${want.toFixed(3)}`);
+        }
         assert.equal(new Set(stored).size, stored.length, `${dev}/${metric}: a point stored twice`);
         const have = new Set(stored);
         const missing = [...times].filter((t) => !have.has(t));
