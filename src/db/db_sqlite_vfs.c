@@ -115,10 +115,12 @@ static int v_write(sqlite3_file *file, const void *data, int amt,
                    sqlite3_int64 off)
 {
     struct vfile *f = (struct vfile *)file;
-    if (f->kind != K_WAL || amt <= 0 || (size_t)amt > BUF_CAP)
-        return flush(f) != SQLITE_OK
-                   ? SQLITE_IOERR_WRITE
+    if (f->kind != K_WAL || amt <= 0 || (size_t)amt > BUF_CAP) {
+        int rc = flush(f);
+        return rc != SQLITE_OK
+                   ? rc
                    : f->real->pMethods->xWrite(f->real, data, amt, off);
+    }
     pthread_mutex_lock(&mu);
     int rc = SQLITE_OK;
     if (f->len &&
@@ -222,17 +224,23 @@ static int v_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 }
 
 /* Frames reach the file before a wal-index header can name them (see the
- * top). xShmBarrier cannot fail; neither may this: a failed write leaves
- * the frames out of the file, and the commit's later sync (or the next
- * checkpoint's read of them) reports the error. */
+ * top). Normally a commit's frames were flushed at its last frame, where
+ * a failure fails the commit, and there is nothing left here. xShmBarrier
+ * cannot return an error, so a failure here is logged. */
 static void v_shm_barrier(sqlite3_file *file)
 {
     struct vfile *f = (struct vfile *)file;
     if (f->kind == K_MAIN && f->db_path) {
         pthread_mutex_lock(&mu);
         for (struct vfile *w = wals; w; w = w->next) {
-            if (w->len && strcmp(w->db_path, f->db_path) == 0)
-                (void)flush_locked(w);
+            int rc = w->len && strcmp(w->db_path, f->db_path) == 0
+                         ? flush_locked(w)
+                         : SQLITE_OK;
+            if (rc != SQLITE_OK)
+                core_log_error("db", "msg=\"WAL frames could not be written "
+                                     "before their commit was published\" "
+                                     "path=%s code=%d",
+                               w->db_path, rc);
         }
         pthread_mutex_unlock(&mu);
     }

@@ -500,6 +500,17 @@ static int sq_rollup_fold(struct tsdb__conn *tc)
     return rc;
 }
 
+/* Binds a point's series, time and value to parameters at .. at + 3. */
+static int bind_point(struct db_stmt *s, int at, const struct tsdb__item *it)
+{
+    int rc = db_bind_int64(s, at, it->series);
+    if (rc == CORE_OK)
+        rc = db_bind_int64(s, at + 1, it->ts);
+    if (rc == CORE_OK)
+        rc = tsdb__bind_value(s, at + 2, it);
+    return rc;
+}
+
 /* Inserts items[0 .. TSDB_POINTS_MANY) in one statement, all of them new
  * points. A point already stored (a replay, a redelivery, two messages
  * with the same time) aborts the statement, whose inserts SQLite then
@@ -509,14 +520,8 @@ static int points_many(struct tsdb__conn *tc, struct tsdb__item *items)
 {
     struct db_stmt *s = NULL;
     int rc = tsdb__stmt(tc, TSDB_SQL_POINT_INSERT_MANY, &s);
-    for (int j = 0; j < TSDB_POINTS_MANY && rc == CORE_OK; j++) {
-        const struct tsdb__item *it = &items[j];
-        rc = db_bind_int64(s, 4 * j + 1, it->series);
-        if (rc == CORE_OK)
-            rc = db_bind_int64(s, 4 * j + 2, it->ts);
-        if (rc == CORE_OK)
-            rc = tsdb__bind_value(s, 4 * j + 3, it);
-    }
+    for (int j = 0; j < TSDB_POINTS_MANY && rc == CORE_OK; j++)
+        rc = bind_point(s, 4 * j + 1, &items[j]);
     if (rc == CORE_OK)
         rc = tsdb__run(tc, s);
     if (rc == CORE_OK)
@@ -531,11 +536,7 @@ static int point_one(struct tsdb__conn *tc, struct tsdb__item *it)
     struct db_stmt *ins = NULL;
     int rc = tsdb__stmt(tc, TSDB_SQL_POINT_INSERT, &ins);
     if (rc == CORE_OK)
-        rc = db_bind_int64(ins, 1, it->series);
-    if (rc == CORE_OK)
-        rc = db_bind_int64(ins, 2, it->ts);
-    if (rc == CORE_OK)
-        rc = tsdb__bind_value(ins, 3, it);
+        rc = bind_point(ins, 1, it);
     if (rc == CORE_OK)
         rc = tsdb__run(tc, ins);
     if (rc != CORE_OK)
